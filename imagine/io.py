@@ -68,7 +68,7 @@ class JsonlAppender:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._repair_tail()
-        self._fh = open(self.path, "ab")
+        self._fh = open(self.path, "ab")  # noqa: SIM115 (closed in close()/__exit__)
         self._fsync = fsync
 
     def _repair_tail(self) -> None:
