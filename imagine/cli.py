@@ -17,7 +17,6 @@ from imagine.io import DataError
 # One line per command group; each module defines register(subparsers).
 COMMAND_MODULES = [
     "imagine.sandbox.cli",  # imagine world ...
-
 ]
 
 
