@@ -36,3 +36,15 @@ def test_unknown_backend_is_named(monkeypatch):
     monkeypatch.setenv(ENV_VAR, "Nope")
     with pytest.raises(ValueError, match=ENV_VAR):
         resolve_backend(torch.zeros(1))
+
+
+def test_bench_smoke(tmp_path):
+    """The benchmark runs end to end on tiny shapes and writes a table with both implementations."""
+    from kernels import bench
+
+    out = tmp_path / "kernels.md"
+    assert bench.main(["--quick", "--tokens", "16", "--dtypes", "fp32", "--repeats", "1", "--out", str(out)]) == 0
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| fp32 | 16 |")]
+    assert len(rows) == 1
+    cells = [c.strip() for c in rows[0].strip("|").split("|")]
+    assert float(cells[2]) >= 0 and float(cells[3]) >= 0  # naive and fused times were measured

@@ -9,8 +9,9 @@ Tolerances (inputs are scaled so logits are O(1..5), like a trained LM head):
 import pytest
 import torch
 
+import kernels.logprob as logprob_module
 from kernels import fused_linear_logprob, logprob_reference
-from kernels.logprob import default_chunk_size
+from kernels.logprob import default_chunk_size, vocab_tile_width
 
 torch.set_num_threads(1)
 
@@ -64,8 +65,11 @@ def run_both(leaves, targets, *, temperature, entropy, chunk_size, entropy_weigh
 @pytest.mark.parametrize("temperature", [1.0, 0.6])
 @pytest.mark.parametrize("entropy", [False, True])
 @pytest.mark.parametrize("bias", [False, True])
-def test_matches_reference(dtype, temperature, entropy, bias):
-    # V=389 is prime: no tile size divides it; chunk 7 leaves a ragged last chunk of 33 tokens.
+def test_matches_reference(dtype, temperature, entropy, bias, monkeypatch):
+    # V=389 is prime: with 64-column tiles the last vocabulary tile is ragged (5 columns); chunk 7
+    # leaves a ragged last chunk of the 33 tokens and makes grad_W accumulate across chunks.
+    monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 7 * 64)
+    assert vocab_tile_width(7, 389) == 64
     leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=5)
     (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
         leaves, targets, temperature=temperature, entropy=entropy, chunk_size=7)
@@ -115,7 +119,8 @@ def test_single_token(dtype):
         assert relative_error(got, want) < tol["grad_rel"]
 
 
-def test_chunk_size_does_not_change_results():
+def test_chunk_size_does_not_change_results(monkeypatch):
+    monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 64)
     leaves, targets = make_inputs(20, 12, 101, torch.float32, bias=True, n_masked=3)
     results = []
     for chunk in (1, 3, 20, None):
@@ -187,7 +192,9 @@ def test_bad_inputs_are_named():
         fused_linear_logprob(hidden, weight.double(), torch.zeros(3, dtype=torch.long))
 
 
-def test_default_chunk_bounds_tile_size():
-    assert default_chunk_size(4096, 151_936) * 151_936 <= 2**24
-    assert default_chunk_size(1, 151_936) == 1
+def test_default_tiles_bound_memory():
+    assert default_chunk_size(16384, 151_936) == 4096
     assert default_chunk_size(5, 10) == 5
+    assert default_chunk_size(4096, 151_936) * vocab_tile_width(4096, 151_936) <= 2**24
+    assert vocab_tile_width(1, 151_936) == 151_936  # one token: the whole vocabulary in one tile
+    assert vocab_tile_width(4096, 100) == 100
