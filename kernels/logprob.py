@@ -88,13 +88,18 @@ def logprob_reference(
     return logprobs, entropy
 
 
-def _scaled_logits(hidden, weight, bias, temperature, acc_dtype):
-    """(hidden @ weight.T + bias) / T as a fresh acc_dtype tensor we may overwrite in place."""
-    logits = F.linear(hidden, weight, bias)
-    scaled = logits.to(acc_dtype) if logits.dtype != acc_dtype else logits
+def _shifted_scaled(logits, shift, temperature, acc_dtype):
+    """logits / T - shift[:, None] in acc_dtype. For bf16 logits the up-cast is fused into the
+    subtraction (type promotion), saving a full pass over the tile; fp32 logits are reused in place."""
     if temperature != 1.0:
-        scaled.div_(temperature)
-    return scaled
+        shift = shift * temperature
+    if logits.dtype == acc_dtype:
+        shifted = logits.sub_(shift[:, None])
+    else:
+        shifted = torch.sub(logits, shift[:, None])
+    if temperature != 1.0:
+        shifted.div_(temperature)
+    return shifted
 
 
 # Tokens per chunk by default: enough rows that the [tokens, H] x [H, tile] matmul runs at full BLAS
@@ -140,21 +145,27 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
             for v_start in range(0, vocab, tile):
                 v_end = min(v_start + tile, vocab)
                 tile_bias = bias[v_start:v_end] if bias is not None else None
-                scaled = _scaled_logits(chunk_hidden, weight[v_start:v_end], tile_bias, temperature, acc_dtype)
+                logits = F.linear(chunk_hidden, weight[v_start:v_end], tile_bias)
                 in_tile = (chunk_targets >= v_start) & (chunk_targets < v_end)
-                picked = scaled.gather(1, (chunk_targets - v_start).clamp(0, v_end - v_start - 1)[:, None]).squeeze(1)
+                local = (chunk_targets - v_start).clamp(0, v_end - v_start - 1)
+                picked = logits.gather(1, local[:, None]).squeeze(1).to(acc_dtype) / temperature
                 target_logit += torch.where(in_tile, picked, 0.0)
-                new_max = torch.maximum(running_max, scaled.amax(dim=1))
+                new_max = torch.maximum(running_max, logits.amax(dim=1).to(acc_dtype) / temperature)
                 rescale = torch.exp(running_max - new_max)
                 if return_entropy:
+                    scaled = logits.to(acc_dtype) if logits.dtype != acc_dtype else logits
+                    if temperature != 1.0:
+                        scaled = scaled.div_(temperature)
                     exps = torch.exp(scaled - new_max[:, None])
                     running_sum.mul_(rescale).add_(exps.sum(1))
                     running_plogit.mul_(rescale).add_(exps.mul_(scaled).sum(1))
-                    del exps
+                    del exps, scaled
                 else:
-                    running_sum.mul_(rescale).add_(scaled.sub_(new_max[:, None]).exp_().sum(1))
+                    exps = _shifted_scaled(logits, new_max, temperature, acc_dtype).exp_()
+                    running_sum.mul_(rescale).add_(exps.sum(1))
+                    del exps
+                del logits
                 running_max = new_max
-                del scaled
             chunk_lse = running_max + running_sum.log()
             lse[start:end] = chunk_lse
             logprobs[start:end] = target_logit - chunk_lse
@@ -198,26 +209,26 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
             end = min(start + ctx.chunk_size, n_tokens)
             chunk_hidden = hidden[start:end]
             chunk_targets, chunk_valid = targets[start:end], valid[start:end]
-            chunk_lse = lse[start:end, None]
             chunk_rows = torch.arange(end - start, device=hidden.device)
             grad_chunk = torch.zeros((end - start, hidden.shape[1]), dtype=acc_dtype, device=hidden.device)
             for v_start in range(0, vocab, tile):
                 v_end = min(v_start + tile, vocab)
                 w_tile = weight[v_start:v_end]
                 tile_bias = bias[v_start:v_end] if bias is not None else None
-                scaled = _scaled_logits(chunk_hidden, w_tile, tile_bias, temperature, acc_dtype)
+                logits = F.linear(chunk_hidden, w_tile, tile_bias)
+                log_p = _shifted_scaled(logits, lse[start:end], temperature, acc_dtype)
+                del logits
                 if g_ent is not None:
                     # ds_j = -p_j * (g_logp + g_ent * (log p_j + H)), plus g_logp at the target.
-                    log_p = scaled.sub_(chunk_lse)
                     probs = torch.exp(log_p)
                     coef = log_p.add_(entropy[start:end, None]).mul_(neg_g_ent_t[start:end, None])
                     if g_logp is not None:
                         coef.sub_(g_logp_t[start:end, None])
                     grad_scaled = probs.mul_(coef)
-                    del log_p, coef, probs
+                    del coef, probs
                 else:
-                    grad_scaled = scaled.sub_(chunk_lse).exp_().mul_(-g_logp_t[start:end, None])
-                del scaled
+                    grad_scaled = log_p.exp_().mul_(-g_logp_t[start:end, None])
+                del log_p
                 if g_logp is not None:
                     in_tile = (chunk_targets >= v_start) & (chunk_targets < v_end) & chunk_valid
                     grad_scaled.index_put_(
