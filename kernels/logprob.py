@@ -274,7 +274,7 @@ def fused_linear_logprob(
     hidden [..., H] and targets [...] (usually [N, H] and [N]); weight [V, H]. Returns fp32 tensors
     shaped like targets (fp64 for fp64 inputs). Differentiable w.r.t. hidden, weight and bias.
     chunk_size: tokens per chunk on the torch path (default 4,096); the vocabulary is tiled so that a
-    tile holds about 2**24 logits (at least 64 columns).
+    tile holds about 2**24 logits (at least 64 columns). The Triton path picks its own blocks.
     backend: "torch" or "triton"; see kernels.dispatch for the default and the environment override.
     """
     _check_inputs(hidden, weight, targets, bias, temperature)
