@@ -130,3 +130,43 @@ def test_triton_policy_objective_matches_reference(triton_modules, kl_kind, with
     for key in stats:
         torch.testing.assert_close(stats[key], ref_stats[key], atol=1e-5, rtol=1e-5)
     assert stats["clip_fraction"] > 0  # the case exercises clipping
+
+
+@needs_triton_runtime
+def test_dispatcher_routes_to_triton_with_tied_embeddings(triton_modules, monkeypatch):
+    """Through the public API, env-forced backend, [B, T] shapes, weight shared with the embedding."""
+    from kernels import clipped_policy_objective, fused_linear_logprob
+
+    monkeypatch.setenv("IMAGINE_KERNEL_BACKEND", "triton")
+    logprob_mod, kl_mod = triton_modules
+    calls = []
+    for module, name in ((logprob_mod, "triton_linear_logprob"), (kl_mod, "triton_clipped_policy_objective")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _real=real, _name=name, **k: calls.append(_name) or _real(*a, **k))
+    gen = torch.Generator().manual_seed(4)
+    vocab, hid = 53, 16
+    tokens = torch.randint(0, vocab, (2, 9), generator=gen).to(DEVICE)
+    inputs, targets = tokens[:, :-1], tokens[:, 1:].clone()
+    targets[0, :2] = -100
+    mix = (torch.randn(hid, hid, generator=gen) / hid**0.5).to(DEVICE)
+    base = (torch.randn(vocab, hid, generator=gen) * 0.5).to(DEVICE)
+
+    def run(use_reference):
+        weight = base.clone().requires_grad_()
+        hidden = torch.tanh(torch.nn.functional.embedding(inputs, weight) @ mix)
+        if use_reference:
+            lp, _ = logprob_reference(hidden, weight, targets, temperature=0.9)
+        else:
+            lp, _ = fused_linear_logprob(hidden, weight, targets, temperature=0.9)
+        old = lp.detach() - 0.1
+        loss, _ = (clipped_policy_objective_reference if use_reference else clipped_policy_objective)(
+            lp, old, torch.ones_like(lp), targets != -100, clip_low=0.2, clip_high=0.2)
+        loss.sum().backward()
+        return lp, weight.grad
+
+    lp, grad = run(False)
+    assert calls == ["triton_linear_logprob", "triton_clipped_policy_objective"]
+    ref_lp, ref_grad = run(True)
+    assert lp.shape == targets.shape
+    torch.testing.assert_close(lp, ref_lp, atol=1e-5, rtol=0)
+    assert relative_error(grad, ref_grad) < 1e-5
