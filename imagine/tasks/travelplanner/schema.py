@@ -126,4 +126,6 @@ def load_queries(path: str) -> list[Query]:
 def annotated_plan(rec: dict) -> list[dict]:
     """The day dicts of a train record's ``annotated_plan`` (its first element is the query dict)."""
     plan = _literal(rec.get("annotated_plan", "[]"), "annotated_plan", "")
-    return [d for d in plan[1:]] if plan else []
+    if len(plan) == 2 and isinstance(plan[1], list):  # [query, [day, ...]]
+        return plan[1]
+    return list(plan[1:])
