@@ -58,26 +58,26 @@ class ReferenceChecker:
     def _restaurant(self, text: str):
         name, city = S.name_city(text)
         row, n = self.lk.find_restaurant(name, city)
-        if self.strict and row is not None and row.name != name:
+        if self.strict and row is not None and row.name.strip() != name:
             row, n = self._exact(self.lk.db.restaurants_by_city.get(city, ()), name)
         return row, n
 
     def _accommodation(self, text: str):
         name, city = S.name_city(text)
         row, n = self.lk.find_accommodation(name, city)
-        if self.strict and row is not None and row.name != name:
+        if self.strict and row is not None and row.name.strip() != name:
             row, n = self._exact(self.lk.db.accommodations_by_city.get(city, ()), name)
         return row, n
 
     def _attraction_exists(self, text: str) -> bool:
         name, city = S.name_city(text)
         if self.strict:
-            return any(a.name == name for a in self.lk.db.attractions_by_city.get(city, ()))
+            return any(a.name.strip() == name for a in self.lk.db.attractions_by_city.get(city, ()))
         return self.lk.find_attraction(name, city)
 
     @staticmethod
     def _exact(rows, name: str):
-        hits = [r for r in rows if r.name == name]
+        hits = [r for r in rows if r.name.strip() == name]
         return (hits[0] if hits else None), len(hits)
 
     # ------------------------------------------------------------ commonsense
