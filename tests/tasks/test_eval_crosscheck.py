@@ -121,3 +121,19 @@ def test_parser_and_reward_never_raise(tp_db, base, text):
     assert parsed.format_ok in (True, False)
     rewards = compute_rewards(BatchChecker(tp_db), [base[0][0]], [text], RewardConfig())
     assert -1.0 <= rewards[0].total <= 2.5
+
+
+def test_strict_checks_flight_dates_and_three_day_destination(tp_db, base):
+    import copy
+
+    checker = BatchChecker(tp_db)
+    q, p = base[0]
+    moved = copy.deepcopy(q)
+    moved.date = ["2022-03-10", "2022-03-11", "2022-03-12"]
+    assert checker.check_one(moved, p).final_pass  # Q6: officially dates are ignored
+    r = checker.check_one(moved, p, strict=True)
+    assert not r.commonsense["is_valid_information_in_sandbox"]
+    other = copy.deepcopy(q)
+    other.dest = "Pensacola"
+    assert checker.check_one(other, p).final_pass  # Q7
+    assert not checker.check_one(other, p, strict=True).commonsense["is_reasonable_visiting_city"]

@@ -228,8 +228,7 @@ class ReferenceChecker:
                 if not self.lk.has_flight(number, self._city(a), self._city(b)):
                     return False, f"The flight number in day {i + 1} is invalid in the sandbox."
                 if self.q.date and i < len(self.q.date) and flight is not None:
-                    dates = {f.date for f in self.lk.db.flights if f.number == number}
-                    if self.q.date[i] not in dates:
+                    if self.q.date[i] not in self.lk.db.flight_dates.get(number, ()):
                         return False, f"The flight in day {i + 1} does not fly on {self.q.date[i]}."
                 return None
             if "self-driving" in lower or "taxi" in lower:
