@@ -17,6 +17,7 @@ from imagine.io import DataError
 # One line per command group; each module defines register(subparsers).
 COMMAND_MODULES = [
     "imagine.sandbox.cli",  # imagine world ...
+    "imagine.tasks.travelplanner.eval_cli",  # imagine eval ...
 ]
 
 

@@ -238,11 +238,13 @@ class Database:
             ))
         self.flight_by_number: dict[str, Flight] = {}
         self.flight_keys: set[tuple[str, str, str]] = set()
+        self.flight_dates: dict[str, set[str]] = defaultdict(set)
         self.flights_by_leg_date: dict[tuple[str, str, str], list[Flight]] = defaultdict(list)
         self.flights_by_leg: dict[tuple[str, str], list[Flight]] = defaultdict(list)
         for f in self.flights:
             self.flight_by_number.setdefault(f.number, f)
             self.flight_keys.add((f.number, f.origin, f.dest))
+            self.flight_dates[f.number].add(f.date)
             self.flights_by_leg_date[(f.origin, f.dest, f.date)].append(f)
             self.flights_by_leg[(f.origin, f.dest)].append(f)
         self.flights_by_leg_date = dict(self.flights_by_leg_date)
