@@ -117,10 +117,10 @@ def test_triton_policy_objective_matches_reference(triton_modules, kl_kind, with
     to_dev = {k: (v.to(DEVICE) if isinstance(v, torch.Tensor) else v) for k, v in kwargs.items()}
     upstream = torch.randn(shape, generator=gen).to(DEVICE)
 
-    x = logp.to(DEVICE).requires_grad_()
+    x = logp.clone().to(DEVICE).requires_grad_()
     loss, stats = kl_mod.triton_clipped_policy_objective(x, old.to(DEVICE), adv.to(DEVICE), mask.to(DEVICE), **to_dev)
     (loss * upstream).sum().backward()
-    y = logp.to(DEVICE).requires_grad_()
+    y = logp.clone().to(DEVICE).requires_grad_()
     ref_loss, ref_stats = clipped_policy_objective_reference(y, old.to(DEVICE), adv.to(DEVICE), mask.to(DEVICE),
                                                              **to_dev)
     (ref_loss * upstream).sum().backward()
