@@ -13,7 +13,13 @@ from __future__ import annotations
 
 import torch
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
+from torch.distributed.fsdp import (
+    CPUOffloadPolicy,
+    FSDPModule,
+    MixedPrecisionPolicy,
+    OffloadPolicy,
+    fully_shard,
+)
 
 from imagine.train.dist import DistInfo
 from imagine.train.model import CausalLMLogProb
@@ -41,6 +47,10 @@ def shard_model(model: CausalLMLogProb, info: DistInfo, *, precision: str, activ
     model.to(torch.float32)
     fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
     # Our loss is already a global token mean (divided by the global target count), so the
-    # gradient reduction must sum across ranks, not average.
-    model.set_gradient_divide_factor(1.0)
+    # gradient reduction must sum across ranks, not average. Plain SUM collectives (no PREMUL_SUM)
+    # also keep gloo usable. The setting is per FSDP unit.
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.set_gradient_divide_factor(1.0)
+            module.set_force_sum_reduction_for_comms(True)
     return model
