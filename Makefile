@@ -7,7 +7,7 @@ STAMP     := $(VENV)/.installed
 TORCH     ?= torch==2.13.0
 JOBS      ?= 2
 
-.PHONY: install install-vllm test test-fast lint demo bench bench-eval clean
+.PHONY: install install-vllm test test-fast lint demo bench bench-eval bench-sft clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,7 +37,12 @@ test-fast: $(STAMP)
 bench-eval: $(STAMP)
 	$(BIN)/python -m imagine.bench.eval_bench --out bench/results
 
-bench: bench-eval
+# TRL is the baseline of the SFT benchmark only; it is not a dependency of the project.
+bench-sft: $(STAMP)
+	$(BIN)/pip install -q "trl==1.16.0"
+	$(BIN)/python -m imagine.bench.sft_bench --out bench/results
+
+bench: bench-eval bench-sft
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
