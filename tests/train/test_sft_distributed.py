@@ -4,7 +4,9 @@ Three runs on the same data and seed share one module fixture (process start-up 
 
 - A: ``torchrun --nproc_per_node=2``, 6 steps, checkpoints at 3 and 6, HF export;
 - B: one process, same config;
-- C: ``torchrun --nproc_per_node=2`` started fresh from A's step-3 checkpoint, run to step 6.
+- C: ``torchrun --nproc_per_node=2`` started fresh from A's step-3 checkpoint, run to step 6;
+- K: A's command killed (SIGKILL) once its step-3 checkpoint exists, then started again as is
+  (``checkpoint.resume=auto``).
 
 Each step holds 6 conversations in micro-batches of at most 128 tokens, so gradient accumulation,
 uneven micro-batch counts across ranks and the global token normalisation are all exercised.
@@ -12,10 +14,13 @@ uneven micro-batch counts across ranks and the global token normalisation are al
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -38,14 +43,18 @@ def _overrides(out_dir, data, tokenizer):
     ]
 
 
-def _run(args, nproc):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+
+
+def _command(args, nproc):
     if nproc > 1:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "train.py", "sft", *args]
-    else:
-        cmd = [sys.executable, "train.py", "sft", *args]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                "train.py", "sft", *args]
+    return [sys.executable, "train.py", "sft", *args]
+
+
+def _run(args, nproc):
+    proc = subprocess.run(_command(args, nproc), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return proc
 
@@ -53,6 +62,23 @@ def _run(args, nproc):
 def _metrics(out_dir: Path) -> dict[int, dict]:
     records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
     return {r["step"]: r for r in records}
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +90,25 @@ def runs(tmp_path_factory, sft_data, tiny_tokenizer_dir):
     _run(config + _overrides(b, sft_data, tiny_tokenizer_dir), nproc=1)
     resume = a / "checkpoints" / "step_00000003"
     log_c = _run(config + _overrides(c, sft_data, tiny_tokenizer_dir) + [f"checkpoint.resume={resume}"], nproc=2)
-    return {"a": a, "b": b, "c": c, "log_c": log_c.stdout}
+
+    k = base / "k"
+    args_k = config + _overrides(k, sft_data, tiny_tokenizer_dir)
+    victim = subprocess.Popen(_command(args_k, 2), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (k / "checkpoints" / "step_00000003").exists() and victim.poll() is None:
+        assert time.monotonic() < deadline, "the run to be killed never wrote its step-3 checkpoint"
+        time.sleep(0.02)
+    # torchrun starts its workers in sessions of their own: kill them (our descendants) by pid
+    for pid in [*_descendants(victim.pid), victim.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    victim.wait()
+    time.sleep(0.5)
+    killed_steps = sorted(_metrics(k))
+    log_k = _run(args_k, nproc=2)
+    return {"a": a, "b": b, "c": c, "log_c": log_c.stdout, "k": k, "log_k": log_k.stdout,
+            "killed_steps": killed_steps}
 
 
 def test_two_process_loss_goes_down(runs):
@@ -89,6 +133,15 @@ def test_resume_reproduces_steps_exactly(runs):
     for step in (4, 5, 6):
         for key in ("loss", "grad_norm", "lr", "target_tokens"):
             assert resumed[step][key] == full[step][key], (step, key)
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(runs):
+    assert 6 not in runs["killed_steps"], "the run finished before it could be killed"
+    assert "resumed from" in runs["log_k"] and "step_00000003" in runs["log_k"]
+    full, after_kill = _metrics(runs["a"]), _metrics(runs["k"])  # the last record of a step wins
+    for step in range(1, 7):
+        assert after_kill[step]["loss"] == full[step]["loss"], step
+        assert after_kill[step]["grad_norm"] == full[step]["grad_norm"], step
 
 
 def test_checkpoints_are_complete_and_atomic(runs):
