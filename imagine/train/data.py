@@ -19,7 +19,7 @@ The path of a sample:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -51,7 +51,6 @@ class DataStats:
     tokens: int = 0
     target_tokens: int = 0
     longest: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def load_conversations(path: str | Path) -> list[tuple[int, list[dict]]]:

@@ -15,6 +15,7 @@ One step, every rank:
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -72,9 +73,10 @@ def make_encoder(cfg: SFTConfig, tokenizer, info: D.DistInfo, out_dir: Path, log
     tok_dir = Path(cfg.model.tokenizer or cfg.model.path)
     key = _fingerprint(tok_dir / "tokenizer.json", Path(cfg.data.train_path))
     marker = out_dir / "tiktoken_verified.json"
-    if marker.exists() and marker.read_text().find(key) >= 0:
+    if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == key:
         from imagine.models.fast_tokenizer import FastTokenizer
 
+        logger_print(f"tiktoken: already verified on this tokenizer and data ({marker})")
         return FastTokenizer(tokenizer).encode
     texts = conversation_segments_texts(cfg.data.train_path, tokenizer)
     error = ""
@@ -231,7 +233,7 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
         every = cfg.checkpoint.every
         if (every > 0 and done % every == 0) or done == tc.max_steps:
             trainer_state = {"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
-                             "data_stats": vars(stats) | {"notes": []}, "config": to_dict(cfg)}
+                             "data_stats": vars(stats), "config": to_dict(cfg)}
             path = save_checkpoint(ckpt_root, done, model, optimizer, trainer_state, info,
                                    keep_last=cfg.checkpoint.keep_last, keep_steps=cfg.checkpoint.keep_steps)
             logger.info(f"checkpoint: {path}")

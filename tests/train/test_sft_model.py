@@ -118,3 +118,20 @@ def test_retention_keeps_named_and_newest(tmp_path):
     assert deleted == [100, 300]
     assert [s for s, _ in complete_checkpoints(tmp_path)] == [200, 400, 500]
 
+
+
+def test_packed_and_padded_batches_give_the_same_loss(sft_data, tiny_tokenizer):
+    from imagine.train.data import build_dataset, rank_micro_batches
+
+    torch.set_num_threads(1)
+    samples, _ = build_dataset(sft_data, tiny_tokenizer, max_len=128, overlong="error")
+    model = _logprob_model(len(tiny_tokenizer))
+    totals = {}
+    with torch.no_grad():
+        for mode, capacity in (("pack", 256), ("pad", 256)):
+            batches = rank_micro_batches(samples[:8], rank=0, world_size=1, mode=mode, tokens_per_micro_batch=capacity,
+                                         pad_id=tiny_tokenizer.pad_token_id)
+            totals[mode] = sum(float(model(b.input_ids, b.position_ids, b.targets)[0].sum()) for b in batches)
+            totals[mode + "_batches"] = len(batches)
+    assert totals["pack_batches"] < 8 and totals["pad_batches"] < 8  # several samples per micro-batch
+    assert totals["pack"] == pytest.approx(totals["pad"], rel=1e-5)
