@@ -75,7 +75,7 @@ class VLLMEngine:
         try:
             from vllm import LLM
         except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError("vLLM is not installed: `make install-vllm` (CPU) or `pip install -e .[gpu]`") from exc
+            raise RuntimeError("vLLM is not installed: `make install` (CPU) or `pip install -e .[gpu]`") from exc
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.6 if torch.cuda.is_available() else 0.3
         self.llm = LLM(model=model_dir, dtype=dtype, max_model_len=max_model_len, seed=seed,

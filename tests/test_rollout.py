@@ -58,7 +58,7 @@ def test_torch_engine_logprobs_and_sync(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed (make install-vllm)")
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed (make install)")
 def test_vllm_engine_matches_transformers_after_sync(tmp_path):
     from rollout import VLLMEngine
 
