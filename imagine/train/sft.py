@@ -42,7 +42,9 @@ def prepare_tokenizer(cfg: SFTConfig, info: D.DistInfo):
     from transformers import AutoTokenizer
 
     path = Path(cfg.model.tokenizer or cfg.model.path)
-    if not (path / "tokenizer_config.json").exists():
+    # Rank 0 decides, so that no rank sees the tokenizer rank 0 just wrote and skips the barrier.
+    missing = D.broadcast_object(not (path / "tokenizer_config.json").exists())
+    if missing:
         if cfg.model.init_from_config is None or cfg.model.train_tokenizer_vocab_size <= 0:
             raise FileNotFoundError(f"no tokenizer at {path} (model.tokenizer)")
         if info.is_main:
