@@ -1,27 +1,11 @@
-"""Fixtures for the trainer tests: a tiny tokenizer and synthetic trip-planning conversations.
-
-Until the real ``kernels`` package is on this branch, ``kernels_double/`` stands in for
-``kernels.fused_linear_logprob`` (same signature, plain torch); it is never used when the real
-package imports.
-"""
+"""Fixtures for the trainer tests: a tiny tokenizer and synthetic trip-planning conversations."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-DOUBLE = HERE / "kernels_double"
-
-if importlib.util.find_spec("kernels") is None:
-    sys.path.insert(0, str(DOUBLE))
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(DOUBLE), os.environ.get("PYTHONPATH")]))
 
 CITIES = ["Austin", "Boston", "Denver", "Miami", "Seattle", "Chicago", "Dallas", "Reno"]
 

@@ -135,3 +135,23 @@ def test_packed_and_padded_batches_give_the_same_loss(sft_data, tiny_tokenizer):
             totals[mode + "_batches"] = len(batches)
     assert totals["pack_batches"] < 8 and totals["pad_batches"] < 8  # several samples per micro-batch
     assert totals["pack"] == pytest.approx(totals["pad"], rel=1e-5)
+
+
+def test_loss_goes_through_the_fused_kernel_not_the_lm_head(monkeypatch):
+    import imagine.train.model as model_module
+
+    torch.set_num_threads(1)
+    model = _logprob_model(300)
+    calls = []
+    real = model_module.fused_linear_logprob
+    monkeypatch.setattr(model_module, "fused_linear_logprob", lambda *a, **k: calls.append(1) or real(*a, **k))
+    model.lm.lm_head.register_forward_hook(lambda *a: pytest.fail("full logits were computed"))
+    ids = torch.randint(0, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    targets = ids.roll(-1, dims=1)
+    targets[:, -1] = -100
+    logprobs, _ = model(ids, torch.arange(12).expand(2, 12), targets)
+    assert calls == [1]
+    hidden = model.lm.model(input_ids=ids).last_hidden_state
+    reference = torch.log_softmax(hidden @ model.lm.lm_head.weight.t(), -1)
+    expected = reference.gather(-1, targets.clamp(min=0)[..., None])[..., 0] * (targets != -100)
+    torch.testing.assert_close(logprobs.view(2, 12), expected, rtol=1e-5, atol=1e-5)
