@@ -19,6 +19,7 @@ class DistInfo:
     world_size: int
     local_rank: int
     device: torch.device
+    owns_group: bool = True  # False when the caller had already initialised torch.distributed
 
     @property
     def is_main(self) -> bool:
@@ -37,17 +38,19 @@ def init_distributed(device: str = "auto") -> DistInfo:
     else:
         dev = torch.device("cpu")
     backend = "nccl" if use_cuda else "gloo"
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
             kwargs = {"device_id": dev} if use_cuda else {}
             dist.init_process_group(backend=backend, **kwargs)
         else:
             dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
-    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns_group)
 
 
-def teardown() -> None:
-    if dist.is_initialized():
+def teardown(info: DistInfo) -> None:
+    """Destroy the process group, unless it belongs to someone else (e.g. an in-process vLLM)."""
+    if info.owns_group and dist.is_initialized():
         dist.destroy_process_group()
 
 

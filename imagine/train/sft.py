@@ -125,7 +125,7 @@ def train(cfg: SFTConfig) -> dict:
     try:
         return _train(cfg, info)
     finally:
-        D.teardown()
+        D.teardown(info)
 
 
 def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
