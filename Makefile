@@ -10,7 +10,7 @@ TORCH     ?= torch==2.13.0
 # dependencies break `import transformers` beside CPU torch, so they are removed after the install.
 EXTRAS    ?= dev,cpu
 
-.PHONY: install test test-fast lint demo bench bench-eval bench-kernels clean
+.PHONY: install test test-fast lint demo bench bench-eval bench-kernels bench-sft clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,7 +38,12 @@ bench-eval: $(STAMP)
 bench-kernels: $(STAMP)
 	$(BIN)/python -m kernels.bench --out bench/results/kernels.md
 
-bench: bench-eval bench-kernels
+# TRL is the baseline of the SFT benchmark only; it is not a dependency of the project.
+bench-sft: $(STAMP)
+	$(BIN)/pip install -q "trl==1.16.0"
+	$(BIN)/python -m imagine.bench.sft_bench --out bench/results
+
+bench: bench-eval bench-kernels bench-sft
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

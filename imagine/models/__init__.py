@@ -1,0 +1,1 @@
+"""Model builders and tokenizers for tiny from-scratch models (tests, demo, benchmarks)."""

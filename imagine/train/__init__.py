@@ -1,0 +1,1 @@
+"""Hand-written distributed training pieces shared by the SFT and GRPO loops."""

@@ -1,0 +1,82 @@
+"""Process-group setup: NCCL on CUDA, gloo on CPU, and a one-process group without torchrun.
+
+A plain ``python train.py sft`` still gets a (world size 1) process group, so the loop, FSDP and
+the distributed checkpoint have one code path whatever the launch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+    owns_group: bool = True  # False when the caller had already initialised torch.distributed
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str = "auto") -> DistInfo:
+    """Join the torchrun group (env:// rendezvous) or create a one-process group."""
+    use_cuda = torch.cuda.is_available() if device == "auto" else device == "cuda"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device=cuda was asked for but CUDA is not available")
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if use_cuda:
+        torch.cuda.set_device(local_rank)
+        dev = torch.device("cuda", local_rank)
+    else:
+        dev = torch.device("cpu")
+    backend = "nccl" if use_cuda else "gloo"
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            kwargs = {"device_id": dev} if use_cuda else {}
+            dist.init_process_group(backend=backend, **kwargs)
+        else:
+            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns_group)
+
+
+def teardown(info: DistInfo) -> None:
+    """Destroy the process group, unless it belongs to someone else (e.g. an in-process vLLM)."""
+    if info.owns_group and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier() -> None:
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a few scalars over ranks in one collective (float64, so token counts stay exact)."""
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def all_reduce_max(value: int, device: torch.device) -> int:
+    t = torch.tensor([value], dtype=torch.int64, device=device)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
+
+
+def broadcast_object(obj, src: int = 0):
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]

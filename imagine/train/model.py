@@ -1,0 +1,73 @@
+"""The policy as the trainers see it: a causal LM whose forward returns per-token log-probs.
+
+The loss never materialises ``[tokens, vocab]`` logits: the forward takes the final hidden states
+from the transformers base model (``lm.model``) and feeds them with the LM-head weight to the fused
+linear log-prob kernel. Doing it inside one ``nn.Module.forward`` matters under FSDP2: the root
+module's hooks all-gather the embedding/LM-head parameters (tied or not) for exactly this call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from kernels import fused_linear_logprob
+
+
+def pick_attn_implementation(requested: str, device: torch.device) -> str:
+    """flash-attn when installed on CUDA, SDPA otherwise (unless the config names one)."""
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        try:
+            import flash_attn  # noqa: F401
+
+            return "flash_attention_2"
+        except ImportError:
+            pass
+    return "sdpa"
+
+
+class CausalLMLogProb(nn.Module):
+    """Wraps a transformers ``*ForCausalLM``; ``forward`` gives log p(target) per position, flattened."""
+
+    def __init__(self, lm: nn.Module):
+        super().__init__()
+        self.lm = lm
+
+    @property
+    def decoder_layers(self) -> nn.ModuleList:
+        return self.lm.model.layers
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
+                temperature: float = 1.0, return_entropy: bool = False):
+        hidden = self.lm.model(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+        head = self.lm.get_output_embeddings()
+        logprobs, entropy = fused_linear_logprob(
+            hidden.reshape(-1, hidden.shape[-1]), head.weight, targets.reshape(-1),
+            bias=getattr(head, "bias", None), temperature=temperature, return_entropy=return_entropy,
+        )
+        # Flat [B*T] outputs: returning views of them would hide FSDP's pre-backward hook from
+        # in-place ops a caller might apply.
+        return logprobs, entropy
+
+
+def load_causal_lm(path: str | Path, *, attn_implementation: str):
+    """A Hugging Face causal-LM directory, in the dtype it was saved in (cast later, layer by layer)."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(path), dtype="auto", attn_implementation=attn_implementation)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Parameters of the full (unsharded) model; tied weights counted once."""
+    seen = set()
+    total = 0
+    for p in module.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total

@@ -1,0 +1,254 @@
+"""The SFT loop: full-parameter fine-tuning on assistant tokens, FSDP2, one optimizer step at a time.
+
+One step, every rank:
+
+1. take ``samples_per_step`` conversation indices from the shared sampler (same on every rank);
+2. keep this rank's share and pack it into micro-batches; ranks with fewer micro-batches add empty
+   ones, because every rank must join every FSDP collective;
+3. all-reduce the number of target tokens of the whole step, so each micro-batch's loss is
+   ``sum(-log p) / global_target_tokens``: the step's loss is the token mean over the global batch
+   whatever the world size, micro-batch count or packing (gradients are summed across ranks);
+4. backward per micro-batch (gradient sync only on the last), clip, AdamW, schedule, log,
+   checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from imagine.config import load_config, to_dict
+from imagine.io import DataError, atomic_write_json
+from imagine.train import dist as D
+from imagine.train.checkpoint import export_hf, latest_checkpoint, load_checkpoint, save_checkpoint
+from imagine.train.config import SFTConfig
+from imagine.train.data import (
+    IGNORE_INDEX,
+    ResumableSampler,
+    build_dataset,
+    conversation_segments_texts,
+    dummy_micro_batch,
+    rank_micro_batches,
+)
+from imagine.train.logging import MetricsLogger, peak_flops, train_flops_per_token
+
+
+def prepare_tokenizer(cfg: SFTConfig, info: D.DistInfo):
+    """The model's tokenizer; for a fresh model, trained on the data once (rank 0) if missing."""
+    from transformers import AutoTokenizer
+
+    path = Path(cfg.model.tokenizer or cfg.model.path)
+    # Rank 0 decides, so that no rank sees the tokenizer rank 0 just wrote and skips the barrier.
+    missing = D.broadcast_object(not (path / "tokenizer_config.json").exists())
+    if missing:
+        if cfg.model.init_from_config is None or cfg.model.train_tokenizer_vocab_size <= 0:
+            raise FileNotFoundError(f"no tokenizer at {path} (model.tokenizer)")
+        if info.is_main:
+            from imagine.models.tokenizer import conversation_texts, train_tokenizer
+
+            train_tokenizer(conversation_texts(cfg.data.train_path), cfg.model.train_tokenizer_vocab_size, path)
+        D.barrier()
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def _fingerprint(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def make_encoder(cfg: SFTConfig, tokenizer, info: D.DistInfo, out_dir: Path, logger_print):
+    """``None`` (HF tokenizer) or a tiktoken encoder verified on this dataset.
+
+    Every rank checks its slice of the dataset's texts; a mismatch anywhere stops every rank. The
+    result is remembered per (tokenizer, data) fingerprint, so resumed runs skip the check.
+    """
+    if cfg.data.tokenizer_backend == "hf":
+        return None
+    from imagine.models.fast_tokenizer import TokenizerMismatch, build_verified
+
+    tok_dir = Path(cfg.model.tokenizer or cfg.model.path)
+    key = _fingerprint(tok_dir / "tokenizer.json", Path(cfg.data.train_path))
+    marker = out_dir / "tiktoken_verified.json"
+    if marker.exists() and json.loads(marker.read_text()).get("fingerprint") == key:
+        from imagine.models.fast_tokenizer import FastTokenizer
+
+        logger_print(f"tiktoken: already verified on this tokenizer and data ({marker})")
+        return FastTokenizer(tokenizer).encode
+    texts = conversation_segments_texts(cfg.data.train_path, tokenizer)
+    error = ""
+    try:
+        fast, stats = build_verified(tokenizer, texts[info.rank:: info.world_size])
+    except TokenizerMismatch as exc:
+        error = str(exc)
+    errors = [e for e in _gather_strings(error) if e]
+    if errors:
+        raise TokenizerMismatch(errors[0])
+    logger_print(f"tiktoken verified on {stats['texts']} texts (this rank): {stats['speedup']:.1f}x faster "
+                 f"than the HF tokenizer ({stats['hf_seconds']:.2f}s vs {stats['tiktoken_seconds']:.2f}s)")
+    if info.is_main:
+        atomic_write_json(marker, {"fingerprint": key, **stats})
+    return fast.encode
+
+
+def _gather_strings(text: str) -> list[str]:
+    if not torch.distributed.is_initialized():
+        return [text]
+    out = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(out, text)
+    return out
+
+
+def build_model(cfg: SFTConfig, tokenizer, info: D.DistInfo):
+    from imagine.models.tiny import build_tiny_model
+    from imagine.train.model import CausalLMLogProb, load_causal_lm, pick_attn_implementation
+
+    attn = pick_attn_implementation(cfg.model.attn_implementation, info.device)
+    if cfg.model.path is not None:
+        lm = load_causal_lm(cfg.model.path, attn_implementation=attn)
+    else:
+        lm = build_tiny_model(cfg.model.init_from_config, seed=cfg.model.init_seed, attn_implementation=attn,
+                              tokenizer=tokenizer)
+    vocab = lm.get_input_embeddings().weight.shape[0]
+    if len(tokenizer) > vocab:
+        raise DataError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {vocab}")
+    return CausalLMLogProb(lm)
+
+
+def train(cfg: SFTConfig) -> dict:
+    info = D.init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        D.teardown(info)
+
+
+def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
+    from imagine.train.fsdp import shard_model
+    from imagine.train.model import count_parameters
+    from imagine.train.optim import build_optimizer, build_scheduler, clip_gradients
+
+    tc = cfg.train
+    out_dir = Path(cfg.out_dir)
+    ckpt_root = out_dir / "checkpoints"
+    if info.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out_dir / "config.json", to_dict(cfg))
+    torch.manual_seed(tc.seed)
+
+    def say(text: str) -> None:
+        if info.is_main:
+            print(text, flush=True)
+
+    # --- data ---------------------------------------------------------------------------------
+    tokenizer = prepare_tokenizer(cfg, info)
+    encode = make_encoder(cfg, tokenizer, info, out_dir, say)
+    samples, stats = build_dataset(cfg.data.train_path, tokenizer, max_len=cfg.data.max_seq_len,
+                                   overlong=cfg.data.overlong, encode=encode)
+    say(f"data: {stats.samples} samples from {stats.lines} lines, {stats.tokens} tokens "
+        f"({stats.target_tokens} with loss), longest {stats.longest}; truncated {stats.truncated}, "
+        f"skipped {stats.skipped_overlong} over-long and {stats.skipped_no_loss} without assistant tokens")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sampler = ResumableSampler(len(samples), tc.seed, cfg.data.shuffle)
+
+    # --- model, optimizer -----------------------------------------------------------------------
+    model = build_model(cfg, tokenizer, info)
+    num_params = count_parameters(model)
+    lm_config = model.lm.config
+    precision = tc.precision if tc.precision != "auto" else ("bf16" if info.device.type == "cuda" else "fp32")
+    model = shard_model(model, info, precision=precision, activation_checkpointing=tc.activation_checkpointing,
+                        cpu_offload=tc.cpu_offload)
+    model.train()
+    optimizer = build_optimizer(model, lr=tc.lr, weight_decay=tc.weight_decay, betas=tuple(tc.betas), eps=tc.eps)
+    scheduler = build_scheduler(optimizer, warmup_steps=tc.warmup_steps, total_steps=tc.max_steps,
+                                min_lr_ratio=tc.min_lr_ratio)
+    say(f"model: {num_params / 1e6:.2f}M parameters, {precision}, world size {info.world_size}, "
+        f"device {info.device.type}, attention {lm_config._attn_implementation}")
+
+    # --- resume -------------------------------------------------------------------------------
+    start_step = 0
+    resume = cfg.checkpoint.resume
+    resume_dir = None if resume == "none" else (latest_checkpoint(ckpt_root) if resume == "auto" else Path(resume))
+    if resume_dir is not None:
+        state = load_checkpoint(resume_dir, model, optimizer, info)
+        scheduler.load_state_dict(state["scheduler"])
+        sampler.load_state_dict(state["sampler"])
+        start_step = state["step"]
+        say(f"resumed from {resume_dir} at step {start_step}")
+
+    logger = MetricsLogger(out_dir, enabled=info.is_main, total_steps=tc.max_steps, start_step=start_step,
+                           wandb_mode=cfg.log.wandb_mode, wandb_project=cfg.log.wandb_project,
+                           run_name=cfg.log.run_name, config=to_dict(cfg))
+    peak = peak_flops(info.device)
+    losses = []
+
+    # --- the loop -----------------------------------------------------------------------------
+    for step in range(start_step, tc.max_steps):
+        t0 = time.perf_counter()
+        indices = sampler.take(tc.samples_per_step)
+        micro_batches = rank_micro_batches([samples[i] for i in indices], rank=info.rank,
+                                           world_size=info.world_size, mode=cfg.data.batching,
+                                           tokens_per_micro_batch=tc.tokens_per_micro_batch, pad_id=pad_id)
+        num_micro = D.all_reduce_max(len(micro_batches), info.device)
+        micro_batches += [dummy_micro_batch(pad_id)] * (num_micro - len(micro_batches))
+        local_targets = sum(int((mb.targets != IGNORE_INDEX).sum()) for mb in micro_batches)
+        (global_targets,) = D.all_reduce_sum([local_targets], info.device)
+
+        lr = scheduler.get_last_lr()[0]
+        nll_sum = torch.zeros((), dtype=torch.float64, device=info.device)
+        for i, mb in enumerate(micro_batches):
+            model.set_requires_gradient_sync(i == num_micro - 1)
+            mb = mb.to(info.device)
+            logprobs, _ = model(mb.input_ids, mb.position_ids, mb.targets)
+            micro_nll = -logprobs.sum()  # the kernel gives 0 at IGNORE_INDEX positions
+            (micro_nll / global_targets).backward()
+            nll_sum += micro_nll.detach().double()
+        grad_norm = clip_gradients(model, tc.grad_clip)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        real = sum(mb.num_tokens for mb in micro_batches)
+        slots = sum(mb.num_slots for mb in micro_batches)
+        total_nll, tokens, total_slots = D.all_reduce_sum([float(nll_sum), real, slots], info.device)
+        seconds = time.perf_counter() - t0
+        loss = total_nll / global_targets
+        losses.append(loss)
+        record = {
+            "step": step + 1, "loss": loss, "lr": lr, "grad_norm": grad_norm,
+            "tokens": int(tokens), "target_tokens": int(global_targets),
+            "tokens_per_s": tokens / seconds, "padding_ratio": 1.0 - tokens / max(1.0, total_slots),
+            "micro_batches": num_micro, "seconds": seconds,
+        }
+        if peak is not None:
+            fpt = train_flops_per_token(num_params, lm_config.num_hidden_layers, lm_config.hidden_size,
+                                        tokens / max(1, len(indices)))
+            record["mfu"] = fpt * tokens / seconds / (peak * info.world_size)
+        logger.log(record)
+
+        done = step + 1
+        every = cfg.checkpoint.every
+        if (every > 0 and done % every == 0) or done == tc.max_steps:
+            trainer_state = {"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
+                             "data_stats": vars(stats), "config": to_dict(cfg)}
+            path = save_checkpoint(ckpt_root, done, model, optimizer, trainer_state, info,
+                                   keep_last=cfg.checkpoint.keep_last, keep_steps=cfg.checkpoint.keep_steps)
+            logger.info(f"checkpoint: {path}")
+
+    if cfg.checkpoint.export_hf:
+        path = export_hf(model, tokenizer, out_dir / "hf", info, dtype=cfg.checkpoint.export_dtype)
+        if path is not None:
+            logger.info(f"exported a Hugging Face model to {path}")
+    logger.close()
+    return {"losses": losses, "start_step": start_step, "data_stats": vars(stats)}
+
+
+def main(config_path: str | None, overrides: list[str]) -> int:
+    cfg = load_config(SFTConfig, config_path, overrides)
+    train(cfg)
+    return 0
