@@ -85,15 +85,15 @@ class SynthConfig:
     seed: int = 0
     n_states: int = 10
     n_cities: int = 45
-    restaurants: tuple[int, int] = (10, 24)
+    restaurants: tuple[int, int] = (12, 26)
     attractions: tuple[int, int] = (5, 14)
-    accommodations: tuple[int, int] = (4, 12)
+    accommodations: tuple[int, int] = (8, 18)
     airport_share: float = 0.8  # cities with an airport
     served_pair_share: float = 0.55  # airport pairs with any service
     flight_day_share: float = 0.7  # days on which a served pair has flights
-    flights_per_day: tuple[int, int] = (1, 3)
+    flights_per_day: tuple[int, int] = (1, 4)
     missing_route_share: float = 0.04
-    empty_rules_share: float = 0.14
+    empty_rules_share: float = 0.05
 
     @classmethod
     def tiny(cls, seed: int = 0) -> SynthConfig:
@@ -123,7 +123,7 @@ def _km_text(km: float) -> str:
 
 def _writer(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "w", newline="", encoding="utf-8")
+    fh = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115 (closed by each writer function)
     return fh, csv.writer(fh, lineterminator="\n")
 
 
@@ -234,11 +234,11 @@ def _stay(rng: random.Random) -> tuple[str, str, float, float, str, int]:
     if room == "Entire home/apt":
         occupancy, price = rng.randint(2, 10), rng.uniform(120, 1100)
     elif room == "Private room":
-        occupancy, price = rng.randint(1, 2), rng.uniform(50, 700)
+        occupancy, price = rng.choice([1, 1, 2, 2, 3, 4]), rng.uniform(50, 700)
     else:
         occupancy, price = 1, rng.uniform(50, 300)
     nights = rng.choices([1, 2, 3, 4, 5, 7, 14, 30, 100], weights=[42, 22, 12, 6, 4, 4, 3, 5, 2])[0]
-    rules = [r for r in HOUSE_RULES if rng.random() < 0.28]
+    rules = [r for r in HOUSE_RULES if rng.random() < 0.35]
     rng.shuffle(rules)
     name = f"{rng.choice(_STAY_ADJ)} {rng.choice(_STAY_NOUN)} {rng.choice(_STAY_TAIL)}"
     if rng.random() < 0.2:

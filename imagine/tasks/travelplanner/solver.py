@@ -320,7 +320,7 @@ class _Solver:
         if meal_cost == INF:
             reasons["meals"] = reasons.get("meals", 0) + 1
             return INF
-        for transport_cost, modes, family in sorted(family_costs):
+        for transport_cost, modes, _family in sorted(family_costs):
             total = transport_cost + stay_cost + meal_cost
             if total > q.budget:
                 reasons["budget"] = reasons.get("budget", 0) + 1
