@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagine.tasks.travelplanner.reference import reference_cities
+from imagine.tasks.travelplanner.reference import NO_ROUTE, reference_cities
 from imagine.tasks.travelplanner.strings import name_city
 
 INF = float("inf")
@@ -66,7 +66,8 @@ def _splits(nights: int, parts: int) -> list[tuple[int, ...]]:
 
 
 class _Solver:
-    def __init__(self, db, query, time_limit_s: float, rng: random.Random | None):
+    def __init__(self, db, query, time_limit_s: float, rng: random.Random | None, minimize: bool = False):
+        self.minimize = minimize
         self.db, self.q = db, query
         self.people = int(query.people_number)
         self.deadline = time.perf_counter() + time_limit_s
@@ -115,8 +116,10 @@ class _Solver:
             options["flight"] = best
         route = self.db.routes.get((origin, dest))
         if route is not None and route.km is not None:
-            options["self-driving"] = (route.cost("self-driving") * math.ceil(self.people / 5), route)
-            options["taxi"] = (route.cost("taxi") * math.ceil(self.people / 4), route)
+            for mode, word, seats in (("self-driving", "Self-driving", 5), ("taxi", "Taxi", 4)):
+                if self.ref is not None and self.ref.get(f"{word} from {origin} to {dest}") in (None, NO_ROUTE):
+                    continue  # not in the reference information the model sees
+                options[mode] = (route.cost(mode) * math.ceil(self.people / seats), route)
         return _Leg(origin, dest, when, options)
 
     def family_cost(self, legs: list[_Leg], family: str) -> tuple[float, list[str]]:
@@ -273,17 +276,31 @@ class _Solver:
         if self.transport == "no self-driving":
             families = ["air"]
         best_bound, reasons, tried = INF, {}, 0
+        best: SolveResult | None = None
+        best_lines: list[str] = []
         for order in orders:
             for split in splits:
                 if time.perf_counter() > self.deadline:
+                    if best is not None:
+                        best.trace = self.trace + best_lines + ["Time limit reached; this is the cheapest plan found."]
+                        return best
                     say(f"Time limit reached after {tried} routes without a plan within budget.")
                     return SolveResult("unknown", None, self.trace)
                 tried += 1
+                mark = len(self.trace)
                 result = self.try_route(list(order), split, families, reasons)
                 if isinstance(result, float):
                     best_bound = min(best_bound, result)
                     continue
-                return result
+                if not self.minimize:
+                    return result
+                lines = self.trace[mark:]
+                del self.trace[mark:]  # keep only the cheapest route's explanation
+                if best is None or result.cost < best.cost:
+                    best, best_lines = result, lines
+        if best is not None:
+            best.trace = self.trace + [f"Compared {tried} route and night combinations; the cheapest is:"] + best_lines
+            return best
         self.explain_failure(tried, best_bound, reasons)
         return SolveResult("infeasible", None, self.trace)
 
@@ -347,7 +364,7 @@ class _Solver:
             say(f"Total ${total:g} = transport ${transport_cost:g} + stays ${stay_cost:g} + meals ${meal_cost:g}"
                 f" <= budget ${q.budget}: the plan is feasible.")
             plan = self.write_plan(order, split, moves, legs, modes, stays, sights, meal_plan)
-            return SolveResult("feasible", plan, self.trace, int(total))
+            return SolveResult("feasible", plan, self.trace, int(total) if float(total).is_integer() else total)
         return float(min(c for c, _, _ in family_costs) + stay_cost + meal_cost)
 
     def explain_failure(self, tried: int, best_bound: float, reasons: dict) -> None:
@@ -412,6 +429,11 @@ class _Solver:
             day[slot] = meal
 
 
-def solve(db, query, *, time_limit_s: float = 2.0, rng: random.Random | None = None) -> SolveResult:
-    """Search for a plan passing all 8 commonsense and all applicable hard constraints (see module doc)."""
-    return _Solver(db, query, time_limit_s, rng).solve()
+def solve(db, query, *, time_limit_s: float = 2.0, rng: random.Random | None = None,
+          minimize: bool = False) -> SolveResult:
+    """Search for a plan passing all 8 commonsense and all applicable hard constraints (see module doc).
+
+    By default the first route whose cheapest completion fits the budget is returned; ``minimize``
+    scans every route and returns the cheapest plan (its cost is the true minimum under the rules).
+    """
+    return _Solver(db, query, time_limit_s, rng, minimize).solve()
