@@ -98,8 +98,8 @@ class SynthConfig:
     @classmethod
     def tiny(cls, seed: int = 0) -> SynthConfig:
         """A world small enough to brute-force every plan of a query (solver soundness tests)."""
-        return cls(seed=seed, n_states=3, n_cities=8, restaurants=(3, 5), attractions=(2, 3),
-                   accommodations=(2, 3), airport_share=1.0, served_pair_share=0.6, flight_day_share=0.6,
+        return cls(seed=seed, n_states=3, n_cities=10, restaurants=(4, 5), attractions=(2, 3),
+                   accommodations=(3, 4), airport_share=1.0, served_pair_share=0.9, flight_day_share=0.85,
                    flights_per_day=(1, 2))
 
 
