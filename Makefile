@@ -7,7 +7,7 @@ STAMP     := $(VENV)/.installed
 TORCH     ?= torch==2.13.0
 JOBS      ?= 2
 
-.PHONY: install install-vllm test test-fast lint demo bench bench-eval clean
+.PHONY: install install-vllm test test-fast lint demo bench bench-eval bench-stage1 clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,7 +37,10 @@ test-fast: $(STAMP)
 bench-eval: $(STAMP)
 	$(BIN)/python -m imagine.bench.eval_bench --out bench/results
 
-bench: bench-eval
+bench-stage1: $(STAMP)
+	$(BIN)/python -m imagine.bench.stage1_bench --out bench/results
+
+bench: bench-eval bench-stage1
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

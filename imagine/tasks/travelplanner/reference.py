@@ -232,13 +232,11 @@ def restaurant_file_index(db) -> dict[tuple[str, str], list[int]]:
     return index
 
 
-def count_tokens(text: str) -> dict[str, int]:
-    """Size of a rendered prompt: characters, whitespace-split words, and cl100k tokens when available."""
+def count_tokens(text: str, tokenizer=None) -> dict[str, int]:
+    """Size of a rendered prompt: characters, whitespace-split words and, given a tokenizer (anything
+    with ``encode(text)`` returning a list or an object with ``.ids``), its token count."""
     out = {"chars": len(text), "words": len(text.split())}
-    try:
-        import tiktoken
-
-        out["cl100k_tokens"] = len(tiktoken.get_encoding("cl100k_base").encode(text))
-    except Exception:  # noqa: BLE001 - the encoding file needs a download this machine may not have
-        pass
+    if tokenizer is not None:
+        encoded = tokenizer.encode(text)
+        out["tokens"] = len(getattr(encoded, "ids", encoded))
     return out
