@@ -43,11 +43,11 @@ def _synth(args: argparse.Namespace) -> int:
 
     from imagine.cli import UserError
     from imagine.sandbox.database import Database
-    from imagine.sandbox.synth import SynthConfig, add_flights, synthesize
+    from imagine.sandbox.synth import SynthConfig, add_flights, real_flights_config, synthesize
 
     t0 = time.perf_counter()
     if args.add_flights_to:
-        cfg = SynthConfig(seed=args.seed, served_pair_share=0.08, flight_day_share=0.6, flights_per_day=(1, 2))
+        cfg = real_flights_config(args.seed)
         cities = [c.strip() for c in args.flight_cities.split(",") if c.strip()] if args.flight_cities else None
         try:
             root = add_flights(args.add_flights_to, args.out, cfg, cities)

@@ -317,13 +317,16 @@ def _flight_rows(rng: random.Random, a: str, b: str, miles: float, day: str, cou
 def _synthetic_flights(rng: random.Random, names: list[str], km_between, cfg: SynthConfig,
                        numbers: set[str], skip_keys: set[tuple[str, str, str]] = frozenset()) -> list[list]:
     airports = [c for c in names if rng.random() < cfg.airport_share]
+    # service is decided per unordered pair: an airline that flies A->B also flies B->A
+    served = {(a, b) for i, a in enumerate(airports) for b in airports[i + 1:]
+              if rng.random() < cfg.served_pair_share}
     rows: list[list] = []
     for a in airports:
         for b in airports:
-            if a == b:
+            if a == b or (min(a, b), max(a, b)) not in served:
                 continue
             km = km_between(a, b)
-            if km is None or km < 150 or rng.random() >= cfg.served_pair_share:
+            if km is None or km < 150:
                 continue
             miles = km / 1.609
             for day in MARCH_2022:
@@ -338,6 +341,12 @@ def _write_flights(path: Path, rows: list[list]) -> None:
     w.writerow(layout.FLIGHT_COLUMNS)
     w.writerows(rows)
     fh.close()
+
+
+def real_flights_config(seed: int = 0) -> SynthConfig:
+    """Flight density for the 312-city real database: ~250k rows, about 1 s to load."""
+    return SynthConfig(seed=seed, airport_share=0.85, served_pair_share=0.08, flight_day_share=0.8,
+                       flights_per_day=(1, 3))
 
 
 def synthesize(out: str | Path, cfg: SynthConfig | None = None) -> Path:
@@ -361,6 +370,30 @@ def synthesize(out: str | Path, cfg: SynthConfig | None = None) -> Path:
     return root
 
 
+def _attraction_centroids(path: Path) -> dict[str, tuple[float, float]]:
+    sums: dict[str, list[float]] = {}
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        for row in reader:
+            try:
+                lat, lon = float(row["Latitude"]), float(row["Longitude"])
+            except (TypeError, ValueError):
+                continue
+            acc = sums.setdefault(row["City"], [0.0, 0.0, 0.0])
+            acc[0] += lat
+            acc[1] += lon
+            acc[2] += 1
+    return {city: (a / n, b / n) for city, (a, b, n) in sums.items()}
+
+
+def _haversine_km(p: tuple[float, float], q: tuple[float, float]) -> float:
+    lat1, lon1, lat2, lon2 = map(math.radians, (*p, *q))
+    h = math.sin((lat2 - lat1) / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
+    return 2 * 6371.0 * math.asin(math.sqrt(h))
+
+
 def add_flights(real_db: str | Path, out: str | Path, cfg: SynthConfig | None = None,
                 cities: list[str] | None = None) -> Path:
     """Copy a real database to ``out`` and give it a flights table: its real rows, then synthetic ones.
@@ -369,7 +402,7 @@ def add_flights(real_db: str | Path, out: str | Path, cfg: SynthConfig | None = 
     reference information of the real queries is unchanged; numbers never collide with real ones.
     ``cities`` limits the synthetic network (the full 312-city graph would be ~100k pairs).
     """
-    cfg = cfg or SynthConfig(served_pair_share=0.08, flight_day_share=0.6, flights_per_day=(1, 2))
+    cfg = cfg or real_flights_config()
     src, root = Path(real_db), Path(out)
     if src.resolve() == root.resolve():
         raise ValueError("--out must differ from the real database directory (it is copied, never edited)")
@@ -409,7 +442,18 @@ def add_flights(real_db: str | Path, out: str | Path, cfg: SynthConfig | None = 
                     km[(row[0], row[1])] = layout.parse_km(row[4])
                 except ValueError:
                     continue
+    centroids = _attraction_centroids(src / layout.ATTRACTIONS)
+
+    def km_between(a: str, b: str) -> float | None:
+        """The road distance where distance.csv has one, else the great-circle distance of the cities'
+        attraction centroids (most real pairs have no distance row, yet deserve flights)."""
+        if (a, b) in km:
+            return km[(a, b)]
+        if a in centroids and b in centroids:
+            return _haversine_km(centroids[a], centroids[b])
+        return None
+
     rng = random.Random(f"imagine-flights-{cfg.seed}")
-    rows = _synthetic_flights(rng, names, lambda a, b: km.get((a, b)), cfg, numbers, skip)
+    rows = _synthetic_flights(rng, names, km_between, cfg, numbers, skip)
     _write_flights(root / layout.FLIGHTS, real_rows + rows)
     return root
