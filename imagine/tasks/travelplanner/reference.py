@@ -191,8 +191,10 @@ def render_reference(ref: dict[str, Any], style: str = "official", restaurant_in
     for desc, content in ref.items():
         kind = desc.split(" ", 1)[0]
         if style == "official":
-            if isinstance(content, str) or not content:
-                text = content if isinstance(content, str) else ""
+            if isinstance(content, str):
+                text = content
+            elif not content:
+                text = "Empty DataFrame\nColumns: []\nIndex: []"  # what pandas prints for no rows
             elif kind == "Restaurants":
                 text = pandas_table(content, _restaurant_numbers(content, restaurant_index))
             else:

@@ -357,8 +357,18 @@ class _Solver:
                 say(f"Stay in {city} for {nights} night{'s' if nights > 1 else ''}: {text.rsplit(', ', 1)[0]} "
                     f"({row.room_type}, ${row.price:g} x {rooms} room{'s' if rooms > 1 else ''} x {nights})"
                     f"{'; skipped ' + note if note else ''}.")
+            for city, (texts, _prev, _next) in zip(order, meal_plan):
+                picked = []
+                for text in texts:
+                    row = self.db.find_restaurant(*name_city(text))[0]
+                    served = [c for c in self.cuisines if c in row.cuisines]
+                    picked.append(f"{text.rsplit(', ', 1)[0]} (${row.cost:g}"
+                                  f"{', ' + '/'.join(served) if served else ''})")
+                if picked:
+                    say(f"Meals in {city}: {'; '.join(picked)}.")
             if self.cuisines:
-                say(f"Meals cover the required cuisines {', '.join(self.cuisines)} at ${meal_cost:g} in total.")
+                say(f"Meals cover the required cuisines {', '.join(self.cuisines)} at ${meal_cost:g} in total "
+                    f"for {self.people} {'person' if self.people == 1 else 'people'}.")
             else:
                 say(f"Meals: the cheapest distinct restaurants of each city, ${meal_cost:g} in total.")
             say(f"Total ${total:g} = transport ${transport_cost:g} + stays ${stay_cost:g} + meals ${meal_cost:g}"
