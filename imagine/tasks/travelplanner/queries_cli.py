@@ -25,6 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="cell weights, e.g. 'easy:3=1,hard:7=2', 'hard=2' or '7=1' (default: 9 equal cells)")
     gen.add_argument("--solve-time-limit", dest="solve_time_limit", type=float, default=2.0,
                      help="seconds per query for the feasibility solver")
+    gen.add_argument("--min-state-flights", dest="min_state_flights", type=int, default=None,
+                     help="first-day flights a 5/7-day 'no self-driving' query needs (official 10; default: 10 "
+                          "on a full-size flights table, 3 on a smaller one)")
     gen.add_argument("--report", default=None, help="write the rejection report JSON here (default OUT.report.json)")
     gen.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     gen.set_defaults(func=_gen)
@@ -52,7 +55,8 @@ def _gen(args: argparse.Namespace) -> int:
     exclude = ExcludeSet(Generator.places(db))
     for path in args.exclude:
         exclude.load(path)
-    cfg = GenConfig(n=args.n, seed=args.seed, mix=mix, solve_time_limit_s=args.solve_time_limit)
+    cfg = GenConfig(n=args.n, seed=args.seed, mix=mix, solve_time_limit_s=args.solve_time_limit,
+                    min_state_flights=args.min_state_flights)
     gen = Generator(db, cfg, exclude)
     out = Path(args.out)
     done = sum(1 for _ in iter_jsonl(out, skip_partial_tail=True)) if out.exists() else 0
