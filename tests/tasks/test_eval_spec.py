@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 
-import orjson
 import pytest
 
 from imagine.tasks.travelplanner.checks_batch import BatchChecker
@@ -13,18 +12,13 @@ from imagine.tasks.travelplanner.checks_reference import ReferenceChecker
 from imagine.tasks.travelplanner.evaluate import COMMONSENSE, evaluate_reference
 from imagine.tasks.travelplanner.lookup import IndexedLookup, ScanLookup
 from imagine.tasks.travelplanner.metrics import counts
-from imagine.tasks.travelplanner.schema import annotated_plan, query_from_record
-from tests.conftest import TP
 
 EVALUATORS = ["batch", "reference-indexed", "reference-scan"]
 
 
 @pytest.fixture(scope="module")
-def train():
-    if not (TP / "train.jsonl").is_file():
-        pytest.skip("shared TravelPlanner data missing")
-    recs = [orjson.loads(line) for line in (TP / "train.jsonl").read_bytes().splitlines() if line.strip()]
-    return [(query_from_record(r), annotated_plan(r)) for r in recs]
+def train(train_pairs):
+    return train_pairs
 
 
 def make_eval(kind, db):

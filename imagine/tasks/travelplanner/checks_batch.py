@@ -18,7 +18,7 @@ from typing import Any
 
 from imagine.tasks.travelplanner import strings as S
 from imagine.tasks.travelplanner.checks_reference import HOUSE_RULES, ROOM_TYPES, valid_city_sequence
-from imagine.tasks.travelplanner.evaluate import PlanResult, evaluate_reference
+from imagine.tasks.travelplanner.evaluate import PlanResult, evaluate_reference, garbage_result
 from imagine.tasks.travelplanner.lookup import IndexedLookup
 from imagine.tasks.travelplanner.schema import Query
 
@@ -79,7 +79,7 @@ class BatchChecker:
         if not plan:
             return PlanResult(delivered=False)
         if type(plan) is not list:
-            return _garbage(plan)
+            return garbage_result(plan)
         n = min(q.days, len(plan))
         if strict or not _regular(plan, n):
             return evaluate_reference(self.lookup, q, plan, strict=strict)
@@ -260,14 +260,6 @@ def _filled(value: Any) -> bool:
 def _fail(reasons: dict, name: str, message: str) -> bool:
     reasons[name] = message
     return False
-
-
-def _garbage(plan: Any) -> PlanResult:
-    """A truthy non-list plan is 'delivered' officially and then crashes every check."""
-    from imagine.tasks.travelplanner.evaluate import COMMONSENSE
-
-    reason = f"crash: plan is a {type(plan).__name__}, not a list of day dicts"
-    return PlanResult(True, dict.fromkeys(COMMONSENSE, False), None, dict.fromkeys(COMMONSENSE, reason))
 
 
 def _no_repeats(items: list[str], name: str, reasons: dict) -> bool:

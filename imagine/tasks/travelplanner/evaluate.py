@@ -95,14 +95,18 @@ def _run(checker: ReferenceChecker, name: str, reasons: dict[str, str]) -> bool 
     return verdict
 
 
-def is_delivered(plan: Any) -> bool:
-    return bool(plan) and isinstance(plan, list)
+def garbage_result(plan: Any) -> PlanResult:
+    """A truthy plan that is not a list is 'delivered' officially, then crashes every check."""
+    reason = f"crash: plan is a {type(plan).__name__}, not a list of day dicts"
+    return PlanResult(True, dict.fromkeys(COMMONSENSE, False), None, dict.fromkeys(COMMONSENSE, reason))
 
 
 def evaluate_reference(lookup, query: Query, plan: Any, strict: bool = False) -> PlanResult:
     """Per-plan reference path: each constraint run independently with the given lookup."""
-    if not is_delivered(plan):
+    if not plan:
         return PlanResult(delivered=False)
+    if not isinstance(plan, list):
+        return garbage_result(plan)
     reasons: dict[str, str] = {}
     checker = ReferenceChecker(lookup, query, plan, strict=strict)
     commonsense = {name: bool(_run(checker, name, reasons)) for name in COMMONSENSE}
