@@ -224,6 +224,9 @@ def test_cli_deterministic_resumable_and_evaluable(world, tmp_path):
     assert final == pytest.approx(sum(r["feasible"] is True for r in recs) / len(recs))
     assert main(["queries", "gen", "--db", str(world), "--n", "3", "--out", str(tmp_path / "c.jsonl"),
                  "--mix", "bad"]) == 2
+    # resuming someone else's file (another seed) is refused rather than silently mixed
+    assert main(["queries", "gen", "--db", str(world), "--n", "40", "--seed", "6", "--no-progress",
+                 "--out", str(a)]) == 2
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--db", required=True, help="database directory in the official layout (with flights)")
     gen.add_argument("--n", type=int, required=True, help="number of queries")
     gen.add_argument("--seed", type=int, default=0, help="generation seed (same seed, same file)")
-    gen.add_argument("--out", required=True, help="output JSONL (appended; existing lines are kept)")
+    gen.add_argument("--out", required=True, help="output JSONL; an interrupted file is resumed when rerun with the same arguments")
     gen.add_argument("--exclude", action="append", default=[], metavar="FILE",
                      help="JSONL of queries not to duplicate: structured records or NL 'query' texts (repeatable)")
     gen.add_argument("--mix", default=None,
@@ -59,7 +59,14 @@ def _gen(args: argparse.Namespace) -> int:
                     min_state_flights=args.min_state_flights)
     gen = Generator(db, cfg, exclude)
     out = Path(args.out)
-    done = sum(1 for _ in iter_jsonl(out, skip_partial_tail=True)) if out.exists() else 0
+    done = 0
+    if out.exists():
+        for line, rec in iter_jsonl(out, skip_partial_tail=True):
+            expected = f"gen-{args.seed}-{done:06d}"
+            if not isinstance(rec, dict) or rec.get("id") != expected:
+                raise UserError(f"{out}:{line}: expected record id {expected!r} to resume this run; "
+                                "rerun with the same --seed/--n/--mix or choose a new --out")
+            done += 1
     if done > args.n:
         raise UserError(f"{out} already has {done} records, more than --n {args.n}")
     status: Counter = Counter()
