@@ -111,7 +111,7 @@ def test_compact_style_is_smaller_and_keeps_the_facts(tp_db, train):
                     assert row["NAME"].strip().split("\n")[0] in text_c
             if key.startswith("Flight") and isinstance(value, list):
                 for row in value:
-                    assert f"{row['Flight Number']}; ${row['Price']}" in text_c
+                    assert f"{row['Flight Number']}; {row['Price']}; {row['DepTime']}-{row['ArrTime']}" in text_c
     assert compact_size < 0.7 * official_size
     with pytest.raises(ValueError):
         render_reference({}, "fancy")

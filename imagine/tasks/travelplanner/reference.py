@@ -160,21 +160,22 @@ def pandas_table(rows: list[dict[str, Any]], index: list[int] | None = None) -> 
 
 
 def _compact_rows(kind: str, rows: list[dict[str, Any]]) -> list[str]:
+    """One ';'-separated line per row, fields in the order the section header names them."""
     if kind == "Attractions":
         return [r["Name"] for r in rows]
     if kind == "Restaurants":
-        return [f"{r['Name']}; ${r['Average Cost']}; {r['Cuisines']}; {r['Aggregate Rating']}" for r in rows]
+        return [f"{r['Name']}; {r['Average Cost']}; {r['Cuisines']}; {r['Aggregate Rating']}" for r in rows]
     if kind == "Accommodations":
-        return [f"{r['NAME']}; ${_num(r['price'])}; {r['room type']}; {r['house_rules']}; "
-                f"min {_num(r['minimum nights'])} nights; max {r['maximum occupancy']} people" for r in rows]
-    return [f"{r['Flight Number']}; ${r['Price']}; {r['DepTime']}-{r['ArrTime']}" for r in rows]
+        return [f"{r['NAME']}; {_num(r['price'])}; {r['room type']}; {r['house_rules']}; "
+                f"{_num(r['minimum nights'])}; {r['maximum occupancy']}" for r in rows]
+    return [f"{r['Flight Number']}; {r['Price']}; {r['DepTime']}-{r['ArrTime']}" for r in rows]
 
 
 _COMPACT_HEADERS = {
     "Attractions": "name",
-    "Restaurants": "name; cost per person; cuisines; rating",
-    "Accommodations": "name; price per night; room type; house rules; minimum nights; maximum occupancy",
-    "Flight": "flight number; price per person; departure-arrival",
+    "Restaurants": "name; $ per person; cuisines; rating",
+    "Accommodations": "name; $ per night; room type; house rules; minimum nights; maximum occupancy",
+    "Flight": "flight number; $ per person; departure-arrival",
 }
 
 
