@@ -220,3 +220,14 @@ def test_impossible_structure_is_infeasible(tiny):
     result = solve(tiny, q)
     assert result.status == "infeasible"
     assert any("Klingon" in line for line in result.trace)
+
+
+def test_time_limit_gives_unknown_and_rng_varies_attractions(tp_db, train_pairs):
+    records, refs = train_pairs
+    q = query_from_record(records[1])
+    q.extra["reference_information"] = refs[1]
+    assert solve(tp_db, q, time_limit_s=0.0).status == "unknown"
+    plans = [solve(tp_db, q, rng=random.Random(seed)).plan for seed in range(4)]
+    for plan in plans:
+        _assert_passes(tp_db, q, plan)
+    assert len({json.dumps(p) for p in plans}) > 1

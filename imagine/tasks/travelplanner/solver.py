@@ -445,5 +445,7 @@ def solve(db, query, *, time_limit_s: float = 2.0, rng: random.Random | None = N
 
     By default the first route whose cheapest completion fits the budget is returned; ``minimize``
     scans every route and returns the cheapest plan (its cost is the true minimum under the rules).
+    ``rng`` varies which attractions fill the sightseeing days (costless, so the verdict never changes),
+    giving the scripted teacher varied witnesses. Past ``time_limit_s`` the status is "unknown".
     """
     return _Solver(db, query, time_limit_s, rng, minimize).solve()
