@@ -98,6 +98,9 @@ async def run_queries(cfg: MasConfig, db, queries: list[tuple[str, Query]], out_
             except QueryFailed as exc:
                 record = {**base, "status": "failed", "reason": str(exc)}
                 summary.failed += 1
+            except Exception as exc:  # noqa: BLE001 - a bug on one query must not sink the other queries
+                record = {**base, "status": "failed", "reason": f"internal error: {type(exc).__name__}: {exc}"}
+                summary.failed += 1
             record["calls"] = calls
             record["wall_s"] = round(time.monotonic() - t0, 4)
             appender.append(record)  # synchronous: a record is on disk before the next await
