@@ -52,6 +52,16 @@ def test_vllm_backend_chats_with_a_tiny_local_model(tmp_path, monkeypatch):
     role = RoleConfig(backend="vllm", model=str(tmp_path / "m"), max_tokens=8, temperature=1.0,
                       vllm_args={"dtype": "float32", "max_model_len": 256, "enforce_eager": True})
     backend = VLLMLocalBackend(role)
-    result = asyncio.run(backend.chat([{"role": "user", "content": "from Rockford to"}]))
-    assert isinstance(result.text, str)
-    assert result.usage["prompt_tokens"] > 0 and 0 < result.usage["completion_tokens"] <= 8
+
+    async def main():
+        prompts = ["from Rockford to", "Flight Number:", "<think>plan"]
+        try:
+            return await asyncio.gather(*(backend.chat([{"role": "user", "content": p}]) for p in prompts))
+        finally:
+            await backend.aclose()
+
+    results = asyncio.run(main())
+    assert len(results) == 3 and backend.generate_calls == 1  # concurrent chats went in one batch
+    for result in results:
+        assert isinstance(result.text, str)
+        assert result.usage["prompt_tokens"] > 0 and 0 < result.usage["completion_tokens"] <= 8
