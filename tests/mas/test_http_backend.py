@@ -76,6 +76,9 @@ def test_faults_end_finished_or_failed_with_bounded_retries_and_no_key_leak(worl
     rep = _run_cli("report", str(out))
     assert rep.returncode == 0, rep.stderr
     assert "Reasoner first answer" in rep.stdout and "Throughput" in rep.stdout
+    usage = [c.get("usage") or {} for t in traces for c in t["calls"]]
+    cost = sum(u.get("prompt_tokens", 0) * 0.55 + u.get("completion_tokens", 0) * 2.19 for u in usage) / 1e6
+    assert cost > 0 and f"Cost per query (all roles): {cost / len(traces):.5f} USD." in rep.stdout
     # the server echoed the Authorization header into 500 bodies: none of it may reach any output
     for path in out.iterdir():
         assert SECRET not in path.read_text(), path.name
