@@ -10,7 +10,7 @@ TORCH     ?= torch==2.13.0
 # dependencies break `import transformers` beside CPU torch, so they are removed after the install.
 EXTRAS    ?= dev,cpu
 
-.PHONY: install test test-fast lint demo bench bench-eval bench-kernels bench-sft clean
+.PHONY: install test test-fast lint demo bench bench-eval bench-kernels bench-sft bench-stage1 bench-mas clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -43,7 +43,13 @@ bench-sft: $(STAMP)
 	$(BIN)/pip install -q "trl==1.16.0"
 	$(BIN)/python -m imagine.bench.sft_bench --out bench/results
 
-bench: bench-eval bench-kernels bench-sft
+bench-stage1: $(STAMP)
+	$(BIN)/python -m imagine.bench.stage1_bench --out bench/results
+
+bench-mas: $(STAMP)
+	$(BIN)/python -m imagine.mas.bench --out bench/results
+
+bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -12,12 +12,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     info = wsub.add_parser("info", help="load a database directory and print its table sizes")
     info.add_argument("--db", required=True, help="database directory in the official layout")
     info.set_defaults(func=_info)
+    synth = wsub.add_parser(
+        "synth", help="write a synthetic database in the official layout (or add flights to a real one)",
+        description="Write a deterministic synthetic TravelPlanner database, or copy a real one and give it "
+                    "synthetic flights for the (origin, destination, date) keys it lacks.",
+    )
+    synth.add_argument("--out", required=True, help="output directory (created)")
+    synth.add_argument("--seed", type=int, default=0, help="world seed (same seed, same files)")
+    synth.add_argument("--cities", type=int, default=None, help="number of cities (default 45)")
+    synth.add_argument("--states", type=int, default=None, help="number of states (default 10)")
+    synth.add_argument("--tiny", action="store_true", help="a tiny world for exhaustive solver checks")
+    synth.add_argument("--add-flights-to", dest="add_flights_to", default=None, metavar="DB",
+                       help="copy this real database to --out and add synthetic flights to it")
+    synth.add_argument("--flight-cities", dest="flight_cities", default=None,
+                       help="with --add-flights-to: comma-separated cities that get synthetic flights (default all)")
+    synth.set_defaults(func=_synth)
 
 
 def _info(args: argparse.Namespace) -> int:
     from imagine.sandbox.database import Database
 
     db = Database(args.db)
+    for key, value in db.summary().items():
+        print(f"{key:>24}: {value}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    import time
+
+    from imagine.cli import UserError
+    from imagine.sandbox.database import Database
+    from imagine.sandbox.synth import SynthConfig, add_flights, real_flights_config, synthesize
+
+    t0 = time.perf_counter()
+    if args.add_flights_to:
+        cfg = real_flights_config(args.seed)
+        cities = [c.strip() for c in args.flight_cities.split(",") if c.strip()] if args.flight_cities else None
+        try:
+            root = add_flights(args.add_flights_to, args.out, cfg, cities)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+    else:
+        cfg = SynthConfig.tiny(args.seed) if args.tiny else SynthConfig(seed=args.seed)
+        if args.cities is not None:
+            cfg.n_cities = args.cities
+        if args.states is not None:
+            cfg.n_states = args.states
+        if cfg.n_cities < 3 or cfg.n_states < 1:
+            raise UserError("--cities must be >= 3 and --states >= 1")
+        root = synthesize(args.out, cfg)
+    db = Database(root)
+    print(f"wrote {root} in {time.perf_counter() - t0:.2f}s")
     for key, value in db.summary().items():
         print(f"{key:>24}: {value}")
     return 0

@@ -1,0 +1,41 @@
+"""Versioned prompt files (one directory per version; the version and a hash go into every trace).
+
+Placeholders are ``{{name}}`` rather than ``str.format`` fields so that prompts may contain JSON braces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from imagine.config import ConfigError
+
+PROMPTS_DIR = Path(__file__).resolve().parent
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+
+
+def load_prompt(name_or_path: str, version: str = "v1") -> str:
+    """A shipped prompt by name (``reasoner``) or any file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROMPTS_DIR / version / f"{name_or_path}.txt"
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read prompt file {path}: {exc.strerror}") from exc
+
+
+def fill(template: str, **values: str) -> str:
+    """Replace every ``{{name}}``; a placeholder without a value is a config error, not a silent blank."""
+
+    def sub(m: re.Match) -> str:
+        if m.group(1) not in values:
+            raise ConfigError(f"prompt placeholder {{{{{m.group(1)}}}}} has no value (given: {sorted(values)})")
+        return values[m.group(1)]
+
+    return _PLACEHOLDER.sub(sub, template)
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
