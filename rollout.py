@@ -208,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-tokens", type=int, default=1024)
     ap.add_argument("--limit", type=int, default=None, help="only the first N queries")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reference-style", default="compact", choices=["compact", "official"],
+                    help="must match the teacher config the student was trained on")
+    ap.add_argument("--prompt-version", default="v1")
     args = ap.parse_args(argv)
 
     from imagine.io import JsonlAppender
@@ -219,15 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     from imagine.tasks.travelplanner.schema import load_queries
 
     queries = load_queries(args.queries)[: args.limit]
+    db = Database(args.db)
     engine = make_engine(args.engine, args.model)
     tok = engine.tokenizer
-    prompts = [tok.apply_chat_template(student_messages(q), add_generation_prompt=True, tokenize=True) for q in queries]
+    messages = [student_messages(q, db, style=args.reference_style, prompt_version=args.prompt_version)
+                for q in queries]
+    prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True) for m in messages]
     prompts = [list(p["input_ids"]) if isinstance(p, dict) else list(p) for p in prompts]
     t0 = time.perf_counter()
     rollouts = engine.generate(prompts, SamplingConfig(n=args.n, temperature=args.temperature,
                                                        max_tokens=args.max_tokens, seed=args.seed))
     elapsed = time.perf_counter() - t0
-    checker = BatchChecker(Database(args.db))
+    checker = BatchChecker(db)
     results = []
     with JsonlAppender(args.out) as out:
         for r in rollouts:

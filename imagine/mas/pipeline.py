@@ -17,7 +17,7 @@ from imagine.mas.limits import LimiterRegistry
 from imagine.mas.prompts import fill, load_prompt, text_hash
 from imagine.tasks.travelplanner.checks_batch import BatchChecker
 from imagine.tasks.travelplanner.parse import extract_json_plan
-from imagine.tasks.travelplanner.reference import build_reference, render_reference
+from imagine.tasks.travelplanner.prompt import planner_prompt, reference_text
 from imagine.tasks.travelplanner.schema import Query
 
 ERRORS_EXIST = "Errors exist."
@@ -113,10 +113,7 @@ class Teacher:
             await backend.aclose()
 
     def reference_text(self, query: Query) -> str:
-        ref = query.extra.get("reference_information")
-        if not isinstance(ref, dict):
-            ref = build_reference(self.db, query)
-        return render_reference(ref, self.cfg.reference_style)
+        return reference_text(query, self.db, self.cfg.reference_style)
 
     async def _call(self, role_name: str, role: RoleConfig, backend: ChatBackend, prompt: str,
                     ctx: ChatContext, calls: list[dict]) -> ChatResult:
@@ -137,7 +134,7 @@ class Teacher:
     async def run(self, qid: str, query: Query, calls: list[dict]) -> dict[str, Any]:
         """Run the teacher on one query; raises :class:`QueryFailed` (``calls`` keeps what happened)."""
         reference = self.reference_text(query)
-        prompt = fill(self.prompts["reasoner"], query=query.query, reference=reference)
+        prompt = planner_prompt(query, reference, self.prompts["reasoner"])
         base = ChatContext(role="reasoner", query_id=qid, query=query, db=self.db, seed=self.cfg.seed)
         first = await self._call("reasoner", self.cfg.reasoner, self.reasoner, prompt, base, calls)
         reasoning, answer = split_answer(first)
