@@ -32,6 +32,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
+# The whole pipeline on the synthetic world: resumable, outputs and summary.md under runs/demo.
+demo: $(STAMP)
+	$(BIN)/python -m imagine demo $(DEMO_ARGS)
+
 bench-eval: $(STAMP)
 	$(BIN)/python -m imagine.bench.eval_bench --out bench/results
 

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import torch
@@ -211,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reference-style", default="compact", choices=["compact", "official"],
                     help="must match the teacher config the student was trained on")
     ap.add_argument("--prompt-version", default="v1")
+    ap.add_argument("--max-model-len", type=int, default=None,
+                    help="vLLM context length (default: the model's max_position_embeddings)")
+    ap.add_argument("--json", default=None, help="write the official metrics of the first sample per query here")
     args = ap.parse_args(argv)
 
     from imagine.io import JsonlAppender
@@ -223,33 +227,50 @@ def main(argv: list[str] | None = None) -> int:
 
     queries = load_queries(args.queries)[: args.limit]
     db = Database(args.db)
-    engine = make_engine(args.engine, args.model)
+    engine_kw = {}
+    if args.engine == "vllm":
+        engine_kw["max_model_len"] = args.max_model_len or _max_positions(args.model)
+    engine = make_engine(args.engine, args.model, **engine_kw)
     tok = engine.tokenizer
     messages = [student_messages(q, db, style=args.reference_style, prompt_version=args.prompt_version)
                 for q in queries]
     prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True) for m in messages]
-    prompts = [list(p["input_ids"]) if isinstance(p, dict) else list(p) for p in prompts]
+    prompts = [list(p["input_ids"]) if hasattr(p, "keys") else list(p) for p in prompts]  # BatchEncoding in transformers 5
     t0 = time.perf_counter()
     rollouts = engine.generate(prompts, SamplingConfig(n=args.n, temperature=args.temperature,
                                                        max_tokens=args.max_tokens, seed=args.seed))
     elapsed = time.perf_counter() - t0
     checker = BatchChecker(db)
-    results = []
+    results, formatted = [], 0
     with JsonlAppender(args.out) as out:
         for r in rollouts:
             parsed = parse_output(r.text, require_open_tag=False)
             res = checker.check_one(queries[r.prompt_index], parsed.plan)
             results.append(res)
+            formatted += parsed.format_ok
             out.append({"query_index": r.prompt_index, "text": r.text, "format_ok": parsed.format_ok,
                         "final_pass": res.final_pass, **res.to_record()})
     firsts = {}
     for r, res in zip(rollouts, results):
         firsts.setdefault(r.prompt_index, res)
-    print(format_table(metrics([firsts[i] for i in range(len(queries))], queries)))
+    values = metrics([firsts[i] for i in range(len(queries))], queries)
+    print(format_table(values))
+    if args.json:
+        from imagine.io import atomic_write_json
+
+        atomic_write_json(args.json, {"model": args.model, "queries": len(queries), "samples": len(rollouts),
+                                      "format_ok_rate": formatted / max(len(rollouts), 1), "metrics": values})
     ntok = sum(len(r.completion_ids) for r in rollouts)
     print(f"{len(rollouts)} samples, {ntok} tokens in {elapsed:.1f}s ({ntok / max(elapsed, 1e-9):,.0f} tokens/s, "
           f"engine={args.engine})", file=sys.stderr)
     return 0
+
+
+def _max_positions(model_dir: str) -> int:
+    import json
+
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    return int(cfg.get("max_position_embeddings", 4096))
 
 
 def _has_vllm() -> bool:

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "imagine.tasks.travelplanner.eval_cli",  # imagine eval ...
     "imagine.tasks.travelplanner.queries_cli",  # imagine queries gen ...
     "imagine.mas.cli",  # imagine mas run / report
+    "imagine.demo",  # imagine demo
 ]
 
 
