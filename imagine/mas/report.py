@@ -95,7 +95,8 @@ def render(s: dict[str, Any]) -> str:
     lines += [f"| {name} | {_pct(m_first[name])} | {_pct(m_final[name])} |" for name in METRIC_NAMES]
     lines += ["", "Final pass rate by level × days:", "",
               "| level | days | n | Reasoner first | MAS final | reflected |", "|---|---|---|---|---|---|"]
-    for (level, days), idx in sorted(s["cells"].items()):
+    level_order = {"easy": 0, "medium": 1, "hard": 2}
+    for (level, days), idx in sorted(s["cells"].items(), key=lambda kv: (level_order.get(kv[0][0], 3), kv[0])):
         f1 = sum(first[i].final_pass for i in idx) / len(idx)
         f2 = sum(final[i].final_pass for i in idx) / len(idx)
         refl = sum(done[i]["reflected"] for i in idx) / len(idx)
