@@ -241,26 +241,33 @@ def main(argv: list[str] | None = None) -> int:
                                                        max_tokens=args.max_tokens, seed=args.seed))
     elapsed = time.perf_counter() - t0
     checker = BatchChecker(db)
-    results, formatted = [], 0
+    results = []
+    shape = {"think_closed": 0, "reflection": 0, "json_parsed": 0, "format_ok": 0}
     with JsonlAppender(args.out) as out:
         for r in rollouts:
             parsed = parse_output(r.text, require_open_tag=False)
             res = checker.check_one(queries[r.prompt_index], parsed.plan)
             results.append(res)
-            formatted += parsed.format_ok
+            shape["think_closed"] += parsed.think is not None
+            shape["reflection"] += parsed.has_reflection
+            shape["json_parsed"] += parsed.plan is not None
+            shape["format_ok"] += parsed.format_ok
             out.append({"query_index": r.prompt_index, "text": r.text, "format_ok": parsed.format_ok,
                         "final_pass": res.final_pass, **res.to_record()})
     firsts = {}
     for r, res in zip(rollouts, results):
         firsts.setdefault(r.prompt_index, res)
     values = metrics([firsts[i] for i in range(len(queries))], queries)
+    ntok = sum(len(r.completion_ids) for r in rollouts)
     print(format_table(values))
     if args.json:
         from imagine.io import atomic_write_json
 
+        # How far the answers get through the expected shape: the first thing a small student learns.
+        rates = {k: v / max(len(rollouts), 1) for k, v in shape.items()}
         atomic_write_json(args.json, {"model": args.model, "queries": len(queries), "samples": len(rollouts),
-                                      "format_ok_rate": formatted / max(len(rollouts), 1), "metrics": values})
-    ntok = sum(len(r.completion_ids) for r in rollouts)
+                                      "shape_rates": rates, "tokens": ntok, "seconds": elapsed,
+                                      "metrics": values})
     print(f"{len(rollouts)} samples, {ntok} tokens in {elapsed:.1f}s ({ntok / max(elapsed, 1e-9):,.0f} tokens/s, "
           f"engine={args.engine})", file=sys.stderr)
     return 0

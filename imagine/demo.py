@@ -150,8 +150,13 @@ def summary(out: Path) -> str:
     for name in final:
         row = [first[name], final[name], student["metrics"][name]]
         lines.append(f"| {name} | " + " | ".join(f"{100 * v:.1f}%" for v in row) + " |")
-    lines += ["", f"Student answers in the expected format (think span + JSON plan): "
-                  f"{100 * student['format_ok_rate']:.1f}%.", ""]
+    rates = student["shape_rates"]
+    lines += ["", "How far the student's answers get through the expected shape "
+                  "(`<think>` reasoning, reflection, `</think>`, a JSON plan):", "",
+              "| closes `</think>` | contains the reflection marker | JSON plan parses | format check passes |",
+              "|---|---|---|---|",
+              "| " + " | ".join(f"{100 * rates[k]:.1f}%" for k in ("think_closed", "reflection", "json_parsed",
+                                                                     "format_ok")) + " |", ""]
     steps = sorted((out / "sft" / "checkpoints").glob("step_*")) if (out / "sft" / "checkpoints").exists() else []
     if steps:
         lines.append(f"Student: {steps[-1].name.removeprefix('step_').lstrip('0')} SFT steps; "
