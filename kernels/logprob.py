@@ -97,15 +97,16 @@ class _TileBuffers:
     """One logits tile's storage, allocated once per forward or backward and reused by every tile.
 
     Why: a fresh 64 MiB tensor per tile is above the allocator's mmap threshold on CPU, so each tile
-    paid for new zeroed pages (page faults, kernel time) before the matmul could write them; writing
-    the matmul into the same buffer with out= measured about 7% faster per logits matmul on one core.
+    paid for new zeroed pages (page faults, kernel time) before the matmul could write them. Reusing
+    one buffer halved the kernel (sys) time of an fp32 N=1k forward+backward on one core (0.75 s to
+    0.35 s of 14 s; the matmuls' user time did not move) and took bf16 N=1k from 5.1 s to 4.3 s.
     Ragged last chunks/tiles use a contiguous prefix of the same storage.
     """
 
     def __init__(self, rows, width, input_dtype, acc_dtype, device):
         self.input_dtype, self.acc_dtype = input_dtype, acc_dtype
         self.low = torch.empty(rows * width, dtype=input_dtype, device=device)
-        # bf16/fp16 inputs: the fp32 copy of the tile after the up-cast (fused into the shift).
+        # bf16/fp16 inputs: the fp32 copy of the tile that everything after the matmul works on.
         self.high = torch.empty(rows * width, dtype=acc_dtype, device=device) if input_dtype != acc_dtype else None
         self.product = None
 
@@ -126,7 +127,9 @@ class _TileBuffers:
         if self.high is None:
             shifted = logits.sub_(shift[:, None])
         else:
-            shifted = torch.sub(logits, shift[:, None], out=self._high_like(logits))
+            # Up-cast first, then subtract in place: torch.sub(bf16, fp32, out=fp32) casts its bf16
+            # input into a fresh fp32 temporary, which cost a tile of page faults per call.
+            shifted = self._high_like(logits).copy_(logits).sub_(shift[:, None])
         if temperature != 1.0:
             shifted.div_(temperature)
         return shifted
