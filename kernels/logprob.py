@@ -109,6 +109,7 @@ class _TileBuffers:
         # bf16/fp16 inputs: the fp32 copy of the tile that everything after the matmul works on.
         self.high = torch.empty(rows * width, dtype=acc_dtype, device=device) if input_dtype != acc_dtype else None
         self.product = None
+        self.spare = None  # entropy path only: a second accumulation-dtype tile (p next to log p)
 
     def logits(self, chunk_hidden, weight, bias, v_start, v_end):
         out = self.low[: chunk_hidden.shape[0] * (v_end - v_start)].view(chunk_hidden.shape[0], v_end - v_start)
@@ -133,6 +134,12 @@ class _TileBuffers:
         if temperature != 1.0:
             shifted.div_(temperature)
         return shifted
+
+    def spare_like(self, tensor):
+        """A second accumulation-dtype tile, allocated on first use (the entropy path needs two)."""
+        if self.spare is None or self.spare.numel() < tensor.numel():
+            self.spare = torch.empty(tensor.numel(), dtype=self.acc_dtype, device=tensor.device)
+        return self.spare[: tensor.numel()].view(tensor.shape)
 
     def scaled(self, logits, temperature):
         """logits / T in the accumulation dtype (in place for fp32/fp64)."""
@@ -208,7 +215,7 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
                 if return_entropy:
                     # p_j s_j needs the unshifted s_j, so this path keeps a second [rows, tile] tensor.
                     scaled = buffers.scaled(logits, temperature)
-                    exps = torch.exp(scaled - new_max[:, None])
+                    exps = torch.sub(scaled, new_max[:, None], out=buffers.spare_like(scaled)).exp_()
                     running_sum.mul_(rescale).add_(exps.sum(1))
                     running_plogit.mul_(rescale).add_(exps.mul_(scaled).sum(1))
                     del exps, scaled
@@ -284,7 +291,7 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
                     tile_grad = log_p.exp_()  # p; becomes p - onehot below
                 else:
                     # ds_j = -p_j * (g_logp + g_ent * (log p_j + H)), plus g_logp at the target.
-                    probs = torch.exp(log_p)
+                    probs = torch.exp(log_p, out=buffers.spare_like(log_p))
                     coef = log_p.add_(entropy[start:end, None]).mul_(neg_g_ent_t[start:end, None])
                     if g_logp is not None:
                         coef.sub_(g_logp_t[start:end, None])
