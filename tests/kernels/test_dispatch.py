@@ -47,4 +47,6 @@ def test_bench_smoke(tmp_path):
     rows = [line for line in out.read_text().splitlines() if line.startswith("| fp32 | 16 |")]
     assert len(rows) == 1
     cells = [c.strip() for c in rows[0].strip("|").split("|")]
-    assert float(cells[2]) >= 0 and float(cells[3]) >= 0  # naive and fused times were measured
+    assert float(cells[2]) >= 0 and float(cells[3]) >= 0  # naive and fused median times were measured
+    assert float(cells[5]) <= float(cells[2]) and float(cells[6]) <= float(cells[3])  # min <= median
+    assert cells[4].endswith("x") and cells[7].endswith("x") and cells[8].endswith("x")  # three ratios
