@@ -326,6 +326,30 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
         return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
 
 
+def _torch_linear_logprob(hidden, weight, bias, targets, temperature, return_entropy, chunk_size, ignore_index):
+    """The torch path on the rows that have a target; the others get 0 without any compute.
+
+    Rows without a target (prompt tokens in SFT, padding) would cost the full [H] x [H, V] work and
+    then be zeroed: gathering the rows that count first saves that work, which is most of the head's
+    cost when prompts are long. Nothing is gathered when every row (or none) has a target.
+    """
+    valid = targets != ignore_index
+    n_tokens, n_valid = targets.shape[0], int(valid.sum())
+    if 0 < n_valid < n_tokens:
+        rows = valid.nonzero().squeeze(1)
+        kept_lp, kept_ent = _torch_linear_logprob(hidden.index_select(0, rows), weight, bias, targets[rows],
+                                                  temperature, return_entropy, chunk_size, ignore_index)
+        logprobs = kept_lp.new_zeros(n_tokens).index_copy(0, rows, kept_lp)
+        entropy = kept_ent.new_zeros(n_tokens).index_copy(0, rows, kept_ent) if kept_ent is not None else None
+        return logprobs, entropy
+    vocab = weight.shape[0]
+    chunk = min(chunk_size if chunk_size is not None else default_chunk_size(n_tokens, vocab), n_tokens)
+    if fits_one_tile(n_tokens, vocab, chunk):
+        return _WholeLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, ignore_index)
+    return _ChunkedLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, chunk,
+                                       ignore_index)
+
+
 def fused_linear_logprob(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -344,7 +368,8 @@ def fused_linear_logprob(
     shaped like targets (fp64 for fp64 inputs). Differentiable w.r.t. hidden, weight and bias.
     chunk_size: tokens per chunk on the torch path (default 4,096); the vocabulary is tiled so that a
     tile holds about 2**24 logits (at least 64 columns); a problem that fits one tile keeps it for
-    backward. The Triton path picks its own blocks.
+    backward; rows whose target is ignore_index are left out of the compute. The Triton path picks its
+    own blocks.
     backend: "torch" or "triton"; see kernels.dispatch for the default and the environment override.
     """
     _check_inputs(hidden, weight, targets, bias, temperature)
@@ -354,7 +379,7 @@ def fused_linear_logprob(
     flat_targets = targets.reshape(-1)
     if not flat_hidden.is_contiguous():
         flat_hidden = flat_hidden.contiguous()
-    n_tokens, vocab = flat_hidden.shape[0], weight.shape[0]
+    n_tokens = flat_hidden.shape[0]
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
@@ -370,15 +395,8 @@ def fused_linear_logprob(
             return_entropy=return_entropy, ignore_index=ignore_index,
         )
     else:
-        chunk = min(chunk_size if chunk_size is not None else default_chunk_size(n_tokens, vocab), n_tokens)
-        if fits_one_tile(n_tokens, vocab, chunk):
-            logprobs, entropy = _WholeLinearLogprob.apply(
-                flat_hidden, weight, bias, flat_targets, temperature, return_entropy, ignore_index,
-            )
-        else:
-            logprobs, entropy = _ChunkedLinearLogprob.apply(
-                flat_hidden, weight, bias, flat_targets, temperature, return_entropy, chunk, ignore_index,
-            )
+        logprobs, entropy = _torch_linear_logprob(flat_hidden, weight, bias, flat_targets, temperature,
+                                                  return_entropy, chunk_size, ignore_index)
     logprobs = logprobs.reshape(lead_shape)
     if entropy is not None:
         entropy = entropy.reshape(lead_shape)

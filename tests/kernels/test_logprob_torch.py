@@ -67,10 +67,10 @@ def run_both(leaves, targets, *, temperature, entropy, chunk_size, entropy_weigh
 @pytest.mark.parametrize("bias", [False, True])
 def test_matches_reference(dtype, temperature, entropy, bias, monkeypatch):
     # V=389 is prime: with 64-column tiles the last vocabulary tile is ragged (5 columns); chunk 7
-    # leaves a ragged last chunk of the 33 tokens and makes grad_W accumulate across chunks.
+    # leaves a ragged last chunk of the 27 tokens with a target and makes grad_W accumulate across chunks.
     monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 7 * 64)
     assert vocab_tile_width(7, 389) == 64
-    leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=5)
+    leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=6)
     (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
         leaves, targets, temperature=temperature, entropy=entropy, chunk_size=7)
     tol = TOL[dtype]
@@ -137,6 +137,27 @@ def test_gradcheck_double_one_tile():
         return fused_linear_logprob(h, w, targets, bias=b, temperature=0.7, return_entropy=True, backend="torch")
 
     assert torch.autograd.gradcheck(fn, tuple(leaves), eps=1e-6, atol=1e-6)
+
+
+def test_rows_without_a_target_skip_the_head(monkeypatch):
+    """Only rows with a target reach the head's matmuls; the result still matches the reference."""
+    seen = []
+    real = logprob_module._WholeLinearLogprob.apply
+
+    def spy(hidden, *args):
+        seen.append(hidden.shape[0])
+        return real(hidden, *args)
+
+    monkeypatch.setattr(logprob_module._WholeLinearLogprob, "apply", spy)
+    leaves, targets = make_inputs(30, 16, 70, torch.float32, bias=True, n_masked=12)
+    (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
+        leaves, targets, temperature=0.8, entropy=True, chunk_size=None)
+    assert seen == [18]
+    torch.testing.assert_close(lp, ref_lp, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent, ref_ent, atol=1e-5, rtol=0)
+    for got, want in zip(grads, ref_grads):
+        assert relative_error(got, want) < 1e-5
+    assert torch.all(grads[0][targets == -100] == 0)
 
 
 def test_masked_tokens_give_zero_and_no_gradient():
