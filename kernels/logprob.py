@@ -21,6 +21,8 @@ BLAS speed; the vocabulary is what gets tiled.
                fp32 [V, H] buffer), grad_hidden accumulates in fp32 over tiles ([chunk, H] is small).
                Without entropy, G = -(g/T) (p - onehot): the per-token factor -(g/T) is applied to the
                [chunk, H] operands (hidden before the grad_W matmul, grad_hidden after), not to the tile.
+    one tile - when all N x V logits fit one tile (small batches, small vocabularies), forward keeps
+               the log-softmax for backward instead of recomputing it: one matmul fewer.
 Each pass writes its logits into one preallocated tile buffer (matmul with out=), so the tiles do not
 each pay for fresh pages. The time is the four matmuls (logits, recomputed logits, grad_W, grad_hidden)
 against the naive three; everything else is a few percent.
@@ -178,6 +180,90 @@ def vocab_tile_width(chunk_tokens: int, vocab: int) -> int:
     return min(vocab, width)
 
 
+def fits_one_tile(n_tokens: int, vocab: int, chunk_tokens: int) -> bool:
+    """True when one chunk covers every token and one tile the whole vocabulary (N x V is small)."""
+    return chunk_tokens >= n_tokens and vocab_tile_width(chunk_tokens, vocab) >= vocab
+
+
+def _shifted_scaled(logits, shift, temperature, acc_dtype):
+    """logits / T - shift[:, None] in acc_dtype, for the one-tile path that keeps the result.
+
+    fp32 logits are reused in place; bf16 logits need a new fp32 tile anyway (it is kept for
+    backward), so the up-cast rides on the subtraction.
+    """
+    if temperature != 1.0:
+        shift = shift * temperature
+    if logits.dtype == acc_dtype:
+        shifted = logits.sub_(shift[:, None])
+    else:
+        shifted = torch.sub(logits, shift[:, None])
+    if temperature != 1.0:
+        shifted.div_(temperature)
+    return shifted
+
+
+class _WholeLinearLogprob(torch.autograd.Function):
+    """The one-tile case: the [N, V] log-softmax is kept from forward for backward.
+
+    When N x V fits one tile (at most TILE_ELEMENTS values), recomputing the logits in backward
+    costs a full [N, H] x [H, V] matmul (a quarter of the head's work) to save memory the forward
+    pass held at its peak anyway; keeping the tile until backward adds at most one tile to the peak.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, temperature, return_entropy, ignore_index):
+        acc_dtype = _accumulation_dtype(hidden.dtype)
+        valid = targets != ignore_index
+        safe_targets = torch.where(valid, targets, 0).long()
+        logits = F.linear(hidden, weight, bias)
+        row_max = logits.amax(dim=1).to(acc_dtype) / temperature
+        shifted = _shifted_scaled(logits, row_max, temperature, acc_dtype)  # s - max s, in acc_dtype
+        del logits
+        exps = shifted.exp()
+        sums = exps.sum(1)
+        log_p = shifted.sub_(sums.log()[:, None])
+        logprobs = log_p.gather(1, safe_targets[:, None]).squeeze(1).masked_fill_(~valid, 0.0)
+        entropy = None
+        if return_entropy:
+            entropy = exps.div_(sums[:, None]).mul_(log_p).sum(1).neg_().masked_fill_(~valid, 0.0)
+        del exps
+        ctx.save_for_backward(hidden, weight, bias, safe_targets, valid, log_p, entropy)
+        ctx.temperature = temperature
+        return logprobs, entropy
+
+    @staticmethod
+    def backward(ctx, grad_logprobs, grad_entropy):
+        hidden, weight, bias, targets, valid, log_p, entropy = ctx.saved_tensors
+        temperature = ctx.temperature
+        need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
+        acc_dtype = log_p.dtype
+        g_logp = grad_logprobs.to(acc_dtype).masked_fill(~valid, 0.0) if grad_logprobs is not None else None
+        g_ent = None
+        if grad_entropy is not None and entropy is not None:
+            g_ent = grad_entropy.to(acc_dtype).masked_fill(~valid, 0.0)
+        if g_logp is None and g_ent is None:
+            return (None,) * 7
+
+        probs = log_p.exp()  # out of place: the saved log_p must survive a second backward
+        if g_ent is not None:
+            # ds_j = -p_j * (g_logp + g_ent * (log p_j + H)) / T, plus g_logp / T at the target.
+            coef = (log_p + entropy[:, None]).mul_(-g_ent[:, None] / temperature)
+            if g_logp is not None:
+                coef.sub_(g_logp[:, None] / temperature)
+            grad_scaled = probs.mul_(coef)
+            del coef
+        else:
+            grad_scaled = probs.mul_(-g_logp[:, None] / temperature)
+        if g_logp is not None:
+            rows = torch.arange(targets.shape[0], device=targets.device)[valid]
+            grad_scaled.index_put_((rows, targets[valid]), g_logp[valid] / temperature, accumulate=True)
+        grad_bias = grad_scaled.sum(0).to(bias.dtype) if need_bias else None
+        grad_lowp = grad_scaled.to(hidden.dtype) if hidden.dtype != acc_dtype else grad_scaled
+        grad_weight = torch.mm(grad_lowp.t(), hidden) if need_weight else None
+        grad_hidden = torch.mm(grad_lowp, weight) if need_hidden else None
+        return grad_hidden, grad_weight, grad_bias, None, None, None, None
+
+
 class _ChunkedLinearLogprob(torch.autograd.Function):
     """Token chunks x vocabulary tiles; forward keeps an online log-sum-exp across the tiles."""
 
@@ -331,6 +417,30 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
         return grad_hidden, grad_weight, grad_bias, None, None, None, None, None
 
 
+def _torch_linear_logprob(hidden, weight, bias, targets, temperature, return_entropy, chunk_size, ignore_index):
+    """The torch path on the rows that have a target; the others get 0 without any compute.
+
+    Rows without a target (prompt tokens in SFT, padding) would cost the full [H] x [H, V] work and
+    then be zeroed: gathering the rows that count first saves that work, which is most of the head's
+    cost when prompts are long. Nothing is gathered when every row (or none) has a target.
+    """
+    valid = targets != ignore_index
+    n_tokens, n_valid = targets.shape[0], int(valid.sum())
+    if 0 < n_valid < n_tokens:
+        rows = valid.nonzero().squeeze(1)
+        kept_lp, kept_ent = _torch_linear_logprob(hidden.index_select(0, rows), weight, bias, targets[rows],
+                                                  temperature, return_entropy, chunk_size, ignore_index)
+        logprobs = kept_lp.new_zeros(n_tokens).index_copy(0, rows, kept_lp)
+        entropy = kept_ent.new_zeros(n_tokens).index_copy(0, rows, kept_ent) if kept_ent is not None else None
+        return logprobs, entropy
+    vocab = weight.shape[0]
+    chunk = min(chunk_size if chunk_size is not None else default_chunk_size(n_tokens, vocab), n_tokens)
+    if fits_one_tile(n_tokens, vocab, chunk):
+        return _WholeLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, ignore_index)
+    return _ChunkedLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, chunk,
+                                       ignore_index)
+
+
 def fused_linear_logprob(
     hidden: torch.Tensor,
     weight: torch.Tensor,
@@ -348,7 +458,9 @@ def fused_linear_logprob(
     hidden [..., H] and targets [...] (usually [N, H] and [N]); weight [V, H]. Returns fp32 tensors
     shaped like targets (fp64 for fp64 inputs). Differentiable w.r.t. hidden, weight and bias.
     chunk_size: tokens per chunk on the torch path (default 4,096); the vocabulary is tiled so that a
-    tile holds about 2**24 logits (at least 64 columns). The Triton path picks its own blocks.
+    tile holds about 2**24 logits (at least 64 columns); a problem that fits one tile keeps it for
+    backward; rows whose target is ignore_index are left out of the compute. The Triton path picks its
+    own blocks.
     backend: "torch" or "triton"; see kernels.dispatch for the default and the environment override.
     """
     _check_inputs(hidden, weight, targets, bias, temperature)
@@ -358,7 +470,7 @@ def fused_linear_logprob(
     flat_targets = targets.reshape(-1)
     if not flat_hidden.is_contiguous():
         flat_hidden = flat_hidden.contiguous()
-    n_tokens, vocab = flat_hidden.shape[0], weight.shape[0]
+    n_tokens = flat_hidden.shape[0]
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
@@ -374,11 +486,8 @@ def fused_linear_logprob(
             return_entropy=return_entropy, ignore_index=ignore_index,
         )
     else:
-        chunk = chunk_size if chunk_size is not None else default_chunk_size(n_tokens, vocab)
-        logprobs, entropy = _ChunkedLinearLogprob.apply(
-            flat_hidden, weight, bias, flat_targets, temperature, return_entropy, min(chunk, n_tokens),
-            ignore_index,
-        )
+        logprobs, entropy = _torch_linear_logprob(flat_hidden, weight, bias, flat_targets, temperature,
+                                                  return_entropy, chunk_size, ignore_index)
     logprobs = logprobs.reshape(lead_shape)
     if entropy is not None:
         entropy = entropy.reshape(lead_shape)

@@ -11,7 +11,7 @@ import torch
 
 import kernels.logprob as logprob_module
 from kernels import fused_linear_logprob, logprob_reference
-from kernels.logprob import default_chunk_size, vocab_tile_width
+from kernels.logprob import default_chunk_size, fits_one_tile, vocab_tile_width
 
 torch.set_num_threads(1)
 
@@ -67,10 +67,10 @@ def run_both(leaves, targets, *, temperature, entropy, chunk_size, entropy_weigh
 @pytest.mark.parametrize("bias", [False, True])
 def test_matches_reference(dtype, temperature, entropy, bias, monkeypatch):
     # V=389 is prime: with 64-column tiles the last vocabulary tile is ragged (5 columns); chunk 7
-    # leaves a ragged last chunk of the 33 tokens and makes grad_W accumulate across chunks.
+    # leaves a ragged last chunk of the 27 tokens with a target and makes grad_W accumulate across chunks.
     monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 7 * 64)
     assert vocab_tile_width(7, 389) == 64
-    leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=5)
+    leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=6)
     (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
         leaves, targets, temperature=temperature, entropy=entropy, chunk_size=7)
     tol = TOL[dtype]
@@ -84,6 +84,80 @@ def test_matches_reference(dtype, temperature, entropy, bias, monkeypatch):
     for got, want in zip(grads, ref_grads):
         assert got.dtype == dtype
         assert relative_error(got, want) < tol["grad_rel"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("temperature", [1.0, 0.6])
+@pytest.mark.parametrize("entropy", [False, True])
+@pytest.mark.parametrize("bias", [False, True])
+def test_one_tile_path_matches_reference(dtype, temperature, entropy, bias):
+    """Default sizes on a small problem: the whole [N, V] fits one tile, kept from forward to backward."""
+    assert fits_one_tile(33, 389, default_chunk_size(33, 389))
+    leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=5)
+    (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
+        leaves, targets, temperature=temperature, entropy=entropy, chunk_size=None)
+    tol = TOL[dtype]
+    assert lp.dtype == torch.float32 and lp.shape == targets.shape
+    torch.testing.assert_close(lp, ref_lp, atol=tol["value_atol"], rtol=0)
+    if entropy:
+        torch.testing.assert_close(ent, ref_ent, atol=tol["value_atol"], rtol=0)
+    else:
+        assert ent is None
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == dtype
+        assert relative_error(got, want) < tol["grad_rel"]
+
+
+def test_one_tile_and_chunked_paths_agree(monkeypatch):
+    leaves, targets = make_inputs(20, 12, 101, torch.float32, bias=True, n_masked=3)
+    whole, _, whole_grads, _ = run_both(leaves, targets, temperature=0.9, entropy=True, chunk_size=None)
+    monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 64)
+    assert not fits_one_tile(20, 101, 20)
+    tiled, _, tiled_grads, _ = run_both(leaves, targets, temperature=0.9, entropy=True, chunk_size=None)
+    for a, b in zip([*whole, *whole_grads], [*tiled, *tiled_grads]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_one_tile_backward_twice_gives_the_same_gradient():
+    """The kept log-softmax must not be overwritten by the first backward."""
+    leaves, targets = make_inputs(10, 8, 30, torch.float32, n_masked=2)
+    hidden, weight, _ = leaves
+    lp, ent = fused_linear_logprob(hidden, weight, targets, return_entropy=True, backend="torch")
+    loss = lp.sum() + 0.5 * ent.sum()
+    first = torch.autograd.grad(loss, [hidden, weight], retain_graph=True)
+    second = torch.autograd.grad(loss, [hidden, weight])
+    for a, b in zip(first, second):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_gradcheck_double_one_tile():
+    leaves, targets = make_inputs(5, 4, 11, torch.float64, bias=True, n_masked=1)
+
+    def fn(h, w, b):
+        return fused_linear_logprob(h, w, targets, bias=b, temperature=0.7, return_entropy=True, backend="torch")
+
+    assert torch.autograd.gradcheck(fn, tuple(leaves), eps=1e-6, atol=1e-6)
+
+
+def test_rows_without_a_target_skip_the_head(monkeypatch):
+    """Only rows with a target reach the head's matmuls; the result still matches the reference."""
+    seen = []
+    real = logprob_module._WholeLinearLogprob.apply
+
+    def spy(hidden, *args):
+        seen.append(hidden.shape[0])
+        return real(hidden, *args)
+
+    monkeypatch.setattr(logprob_module._WholeLinearLogprob, "apply", spy)
+    leaves, targets = make_inputs(30, 16, 70, torch.float32, bias=True, n_masked=12)
+    (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
+        leaves, targets, temperature=0.8, entropy=True, chunk_size=None)
+    assert seen == [18]
+    torch.testing.assert_close(lp, ref_lp, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent, ref_ent, atol=1e-5, rtol=0)
+    for got, want in zip(grads, ref_grads):
+        assert relative_error(got, want) < 1e-5
+    assert torch.all(grads[0][targets == -100] == 0)
 
 
 def test_masked_tokens_give_zero_and_no_gradient():

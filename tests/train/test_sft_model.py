@@ -120,6 +120,37 @@ def test_retention_keeps_named_and_newest(tmp_path):
 
 
 
+def test_single_sample_row_takes_the_causal_fast_path_with_the_same_logprobs(monkeypatch):
+    """A row holding one sample (positions 0..n-1) must reach SDPA without a mask (``is_causal``,
+    which skips the blocks above the diagonal); a row holding several needs the block-diagonal mask.
+    The sample's log-probs must not depend on which path computed them."""
+    torch.set_num_threads(1)
+    model = _logprob_model(300)
+    gen = torch.Generator().manual_seed(1)
+    samples = []
+    for n in (13, 8):
+        ids = torch.randint(0, 300, (n,), generator=gen).tolist()
+        samples.append(make_sample(ids, [True] * n, max_len=64, overlong="error", line=1, where="", stats=DataStats()))
+    calls = []
+    real = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(*args, attn_mask=None, is_causal=False, **kwargs):
+        calls.append((attn_mask is None, is_causal))
+        return real(*args, attn_mask=attn_mask, is_causal=is_causal, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+    alone = packed_micro_batch(samples[:1])
+    packed = packed_micro_batch(samples[::-1])  # the 13-token sample second, after another one
+    with torch.no_grad():
+        fast, _ = model(alone.input_ids, alone.position_ids, alone.targets)
+        fast_calls, calls[:] = list(calls), []
+        masked, _ = model(packed.input_ids, packed.position_ids, packed.targets)
+    layers = len(model.decoder_layers)
+    assert fast_calls == [(True, True)] * layers
+    assert calls == [(False, False)] * layers
+    torch.testing.assert_close(fast, masked[8:], rtol=1e-5, atol=1e-5)
+
+
 def test_packed_and_padded_batches_give_the_same_loss(sft_data, tiny_tokenizer):
     from imagine.train.data import build_dataset, rank_micro_batches
 
