@@ -222,7 +222,8 @@ class _WholeLinearLogprob(torch.autograd.Function):
         exps = shifted.exp()
         sums = exps.sum(1)
         log_p = shifted.sub_(sums.log()[:, None])
-        logprobs = log_p.gather(1, safe_targets[:, None]).squeeze(1).masked_fill_(~valid, 0.0)
+        # Advanced indexing makes a new tensor (gather + squeeze would return a view).
+        logprobs = log_p[torch.arange(log_p.shape[0], device=log_p.device), safe_targets].masked_fill_(~valid, 0.0)
         entropy = None
         if return_entropy:
             entropy = exps.div_(sums[:, None]).mul_(log_p).sum(1).neg_().masked_fill_(~valid, 0.0)
@@ -488,7 +489,9 @@ def fused_linear_logprob(
     else:
         logprobs, entropy = _torch_linear_logprob(flat_hidden, weight, bias, flat_targets, temperature,
                                                   return_entropy, chunk_size, ignore_index)
-    logprobs = logprobs.reshape(lead_shape)
-    if entropy is not None:
-        entropy = entropy.reshape(lead_shape)
+    if logprobs.shape != lead_shape:
+        # Only when the shape changes: a same-shape reshape is still a view, and FSDP2 warns that an
+        # in-place op on a view returned by a wrapped module would skip its pre-backward hook.
+        logprobs = logprobs.reshape(lead_shape)
+        entropy = entropy.reshape(lead_shape) if entropy is not None else None
     return logprobs, entropy
