@@ -41,7 +41,7 @@ def test_split_reasoning():
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None, reason="vLLM not installed")
 def test_vllm_backend_chats_with_a_tiny_local_model(tmp_path, monkeypatch):
     from imagine.mas.backends.vllm_local import VLLMLocalBackend
-    from tests.test_rollout import tiny_model_and_tokenizer
+    from tests.helpers import tiny_model_and_tokenizer
 
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as rollout.py runs it
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")

@@ -1,0 +1,35 @@
+"""Rollout engines: sample completions, with their sampling log-probs, from the policy being trained.
+
+Two engines share one interface (:class:`RolloutEngine`), so the GRPO loop and the sampling CLI never
+care which runs: :class:`VLLMEngine` (in process, weights replaced in place) and :class:`TorchEngine`
+(plain transformers, for tests and machines without vLLM).
+"""
+
+from __future__ import annotations
+
+from imagine.rollout.base import Rollout, RolloutEngine, SamplingConfig, WeightNameError, full_state
+from imagine.rollout.torch_engine import TorchEngine, pad_token_id
+
+__all__ = ["Rollout", "RolloutEngine", "SamplingConfig", "TorchEngine", "WeightNameError", "full_state",
+           "make_engine", "has_vllm", "pad_token_id"]
+
+
+def has_vllm() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def make_engine(kind: str, model_dir: str, **kw) -> RolloutEngine:
+    """An engine over a Hugging Face model directory (``vllm`` or ``torch``)."""
+    if kind == "vllm":
+        from imagine.rollout.vllm_engine import VLLMEngine
+
+        return VLLMEngine(model_dir, **kw)
+    if kind == "torch":
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        return TorchEngine(model, AutoTokenizer.from_pretrained(model_dir), **kw)
+    raise ValueError(f"unknown engine {kind!r} (vllm | torch)")
