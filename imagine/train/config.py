@@ -1,4 +1,7 @@
-"""SFT settings (``configs/sft/*.yaml`` + ``key=value`` overrides through imagine.config)."""
+"""Trainer settings (``configs/sft/*.yaml``, ``configs/grpo/*.yaml`` + ``key=value`` overrides).
+
+The optimisation settings both loops share live in :class:`StepConfig`; each loop adds its own batch shape.
+"""
 
 from __future__ import annotations
 
@@ -43,11 +46,10 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class StepConfig:
+    """What an optimizer step needs, whatever produced the batch (SFT data or GRPO rollouts)."""
     seed: int = 0
     max_steps: int = 100
-    samples_per_step: int = 8  # global batch, in conversations, for any world size
-    tokens_per_micro_batch: int = 4096  # per rank: a packed row's capacity / a padded batch's slots
     lr: float = 1e-5
     min_lr_ratio: float = 0.1
     warmup_steps: int = 0
@@ -59,12 +61,27 @@ class TrainConfig:
     activation_checkpointing: bool = False
     cpu_offload: bool = False
     device: Literal["auto", "cuda", "cpu"] = "auto"
+    # When FSDP reduce-scatters gradients: after every micro-batch (sharded gradients only, more
+    # communication) or after the last one (fewer collectives, but every rank holds unsharded fp32
+    # gradients meanwhile: 32 GB at 8B). auto: every micro-batch when those would not fit comfortably.
+    grad_sync: Literal["auto", "every_micro_batch", "last_micro_batch"] = "auto"
 
     def validate(self) -> None:
-        if self.max_steps < 1 or self.samples_per_step < 1:
-            raise ValueError("train.max_steps and train.samples_per_step must be positive")
+        if self.max_steps < 1:
+            raise ValueError("max_steps must be positive")
         if len(self.betas) != 2:
-            raise ValueError("train.betas must hold two numbers")
+            raise ValueError("betas must hold two numbers")
+
+
+@dataclass
+class TrainConfig(StepConfig):
+    samples_per_step: int = 8  # global batch, in conversations, for any world size
+    tokens_per_micro_batch: int = 4096  # per rank: a packed row's capacity / a padded batch's slots
+
+    def validate(self) -> None:
+        super().validate()
+        if self.samples_per_step < 1:
+            raise ValueError("samples_per_step must be positive")
 
 
 @dataclass

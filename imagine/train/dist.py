@@ -51,6 +51,9 @@ def init_distributed(device: str = "auto") -> DistInfo:
 def teardown(info: DistInfo) -> None:
     """Destroy the process group, unless it belongs to someone else (e.g. an in-process vLLM)."""
     if info.owns_group and dist.is_initialized():
+        # Every rank finishes its last collective before any rank tears gloo down; a rank that
+        # destroyed its group while a peer was still in flight aborted ("terminate called ...").
+        barrier()
         dist.destroy_process_group()
 
 

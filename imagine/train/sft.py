@@ -8,7 +8,8 @@ One step, every rank:
 3. all-reduce the number of target tokens of the whole step, so each micro-batch's loss is
    ``sum(-log p) / global_target_tokens``: the step's loss is the token mean over the global batch
    whatever the world size, micro-batch count or packing (gradients are summed across ranks);
-4. backward per micro-batch (gradient sync only on the last), clip, AdamW, schedule, log,
+4. backward per micro-batch (gradients reduced per micro-batch or on the last, ``train.grad_sync``),
+   clip, AdamW, schedule, log,
    checkpoint.
 """
 
@@ -22,9 +23,11 @@ from pathlib import Path
 import torch
 
 from imagine.config import load_config, to_dict
-from imagine.io import DataError, atomic_write_json
+from imagine.io import atomic_write_json
+from imagine.rollout import pad_token_id
 from imagine.train import dist as D
-from imagine.train.checkpoint import export_hf, latest_checkpoint, load_checkpoint, save_checkpoint
+from imagine.train import setup as S
+from imagine.train.checkpoint import export_hf
 from imagine.train.config import SFTConfig
 from imagine.train.data import (
     IGNORE_INDEX,
@@ -34,25 +37,7 @@ from imagine.train.data import (
     dummy_micro_batch,
     rank_micro_batches,
 )
-from imagine.train.logging import MetricsLogger, peak_flops, train_flops_per_token
-
-
-def prepare_tokenizer(cfg: SFTConfig, info: D.DistInfo):
-    """The model's tokenizer; for a fresh model, trained on the data once (rank 0) if missing."""
-    from transformers import AutoTokenizer
-
-    path = Path(cfg.model.tokenizer or cfg.model.path)
-    # Rank 0 decides, so that no rank sees the tokenizer rank 0 just wrote and skips the barrier.
-    missing = D.broadcast_object(not (path / "tokenizer_config.json").exists())
-    if missing:
-        if cfg.model.init_from_config is None or cfg.model.train_tokenizer_vocab_size <= 0:
-            raise FileNotFoundError(f"no tokenizer at {path} (model.tokenizer)")
-        if info.is_main:
-            from imagine.models.tokenizer import conversation_texts, train_tokenizer
-
-            train_tokenizer(conversation_texts(cfg.data.train_path), cfg.model.train_tokenizer_vocab_size, path)
-        D.barrier()
-    return AutoTokenizer.from_pretrained(str(path))
+from imagine.train.metrics_log import peak_flops, train_flops_per_token
 
 
 def _fingerprint(*paths: Path) -> str:
@@ -104,22 +89,6 @@ def _gather_strings(text: str) -> list[str]:
     return out
 
 
-def build_model(cfg: SFTConfig, tokenizer, info: D.DistInfo):
-    from imagine.models.tiny import build_tiny_model
-    from imagine.train.model import CausalLMLogProb, load_causal_lm, pick_attn_implementation
-
-    attn = pick_attn_implementation(cfg.model.attn_implementation, info.device)
-    if cfg.model.path is not None:
-        lm = load_causal_lm(cfg.model.path, attn_implementation=attn)
-    else:
-        lm = build_tiny_model(cfg.model.init_from_config, seed=cfg.model.init_seed, attn_implementation=attn,
-                              tokenizer=tokenizer)
-    vocab = lm.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > vocab:
-        raise DataError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {vocab}")
-    return CausalLMLogProb(lm)
-
-
 def train(cfg: SFTConfig) -> dict:
     info = D.init_distributed(cfg.train.device)
     try:
@@ -129,16 +98,12 @@ def train(cfg: SFTConfig) -> dict:
 
 
 def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
-    from imagine.train.fsdp import shard_model
-    from imagine.train.model import count_parameters
-    from imagine.train.optim import build_optimizer, build_scheduler, clip_gradients
+    from imagine.train.optim import clip_gradients
 
     tc = cfg.train
     out_dir = Path(cfg.out_dir)
     ckpt_root = out_dir / "checkpoints"
-    if info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out_dir / "config.json", to_dict(cfg))
+    S.start_run(out_dir, cfg, info)
     torch.manual_seed(tc.seed)
 
     def say(text: str) -> None:
@@ -146,45 +111,37 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
             print(text, flush=True)
 
     # --- data ---------------------------------------------------------------------------------
-    tokenizer = prepare_tokenizer(cfg, info)
+    tokenizer = S.prepare_tokenizer(cfg.model.tokenizer or cfg.model.path, info, vocab_size=(
+        cfg.model.train_tokenizer_vocab_size if cfg.model.init_from_config is not None else 0),
+        train_on=cfg.data.train_path)
     encode = make_encoder(cfg, tokenizer, info, out_dir, say)
     samples, stats = build_dataset(cfg.data.train_path, tokenizer, max_len=cfg.data.max_seq_len,
                                    overlong=cfg.data.overlong, encode=encode)
     say(f"data: {stats.samples} samples from {stats.lines} lines, {stats.tokens} tokens "
         f"({stats.target_tokens} with loss), longest {stats.longest}; truncated {stats.truncated}, "
         f"skipped {stats.skipped_overlong} over-long and {stats.skipped_no_loss} without assistant tokens")
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad_id = pad_token_id(tokenizer)
     sampler = ResumableSampler(len(samples), tc.seed, cfg.data.shuffle)
 
-    # --- model, optimizer -----------------------------------------------------------------------
-    model = build_model(cfg, tokenizer, info)
-    num_params = count_parameters(model)
-    lm_config = model.lm.config
-    precision = tc.precision if tc.precision != "auto" else ("bf16" if info.device.type == "cuda" else "fp32")
-    model = shard_model(model, info, precision=precision, activation_checkpointing=tc.activation_checkpointing,
-                        cpu_offload=tc.cpu_offload)
-    model.train()
-    optimizer = build_optimizer(model, lr=tc.lr, weight_decay=tc.weight_decay, betas=tuple(tc.betas), eps=tc.eps)
-    scheduler = build_scheduler(optimizer, warmup_steps=tc.warmup_steps, total_steps=tc.max_steps,
-                                min_lr_ratio=tc.min_lr_ratio)
-    say(f"model: {num_params / 1e6:.2f}M parameters, {precision}, world size {info.world_size}, "
+    # --- model, optimizer, resume ---------------------------------------------------------------
+    policy = S.build_policy(cfg.model.path, tokenizer, info, attn_implementation=cfg.model.attn_implementation,
+                            init_from_config=cfg.model.init_from_config, init_seed=cfg.model.init_seed)
+    lm_config = policy.lm.config
+    t = S.make_trainable(policy, tc, info)
+    model, optimizer, scheduler = t.model, t.optimizer, t.scheduler
+    say(f"model: {t.num_params / 1e6:.2f}M parameters, {t.precision}, world size {info.world_size}, "
         f"device {info.device.type}, attention {lm_config._attn_implementation}")
-
-    # --- resume -------------------------------------------------------------------------------
     start_step = 0
-    resume = cfg.checkpoint.resume
-    resume_dir = None if resume == "none" else (latest_checkpoint(ckpt_root) if resume == "auto" else Path(resume))
-    if resume_dir is not None:
-        state = load_checkpoint(resume_dir, model, optimizer, info)
-        scheduler.load_state_dict(state["scheduler"])
+    state = S.maybe_resume(cfg.checkpoint, ckpt_root, t, info)
+    if state is not None:
         sampler.load_state_dict(state["sampler"])
         start_step = state["step"]
-        say(f"resumed from {resume_dir} at step {start_step}")
+        say(f"resumed from {state['path']} at step {start_step}")
 
-    logger = MetricsLogger(out_dir, enabled=info.is_main, total_steps=tc.max_steps, start_step=start_step,
-                           wandb_mode=cfg.log.wandb_mode, wandb_project=cfg.log.wandb_project,
-                           run_name=cfg.log.run_name, config=to_dict(cfg))
+    logger = S.make_logger(out_dir, cfg.log, info, total_steps=tc.max_steps, start_step=start_step, config=cfg,
+                           stage="sft", headline=("loss", "lr", "grad_norm", "tokens_per_s"))
     peak = peak_flops(info.device)
+    num_params = t.num_params
     losses = []
 
     # --- the loop -----------------------------------------------------------------------------
@@ -202,7 +159,7 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
         lr = scheduler.get_last_lr()[0]
         nll_sum = torch.zeros((), dtype=torch.float64, device=info.device)
         for i, mb in enumerate(micro_batches):
-            model.set_requires_gradient_sync(i == num_micro - 1)
+            model.set_requires_gradient_sync(t.sync_every_micro_batch or i == num_micro - 1)
             mb = mb.to(info.device)
             logprobs, _ = model(mb.input_ids, mb.position_ids, mb.targets)
             micro_nll = -logprobs.sum()  # the kernel gives 0 at IGNORE_INDEX positions
@@ -231,13 +188,9 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
             record["mfu"] = fpt * tokens / seconds / (peak * info.world_size)
         logger.log(record)
 
-        done = step + 1
-        every = cfg.checkpoint.every
-        if (every > 0 and done % every == 0) or done == tc.max_steps:
-            trainer_state = {"scheduler": scheduler.state_dict(), "sampler": sampler.state_dict(),
-                             "data_stats": vars(stats), "config": to_dict(cfg)}
-            path = save_checkpoint(ckpt_root, done, model, optimizer, trainer_state, info,
-                                   keep_last=cfg.checkpoint.keep_last, keep_steps=cfg.checkpoint.keep_steps)
+        trainer_state = {"sampler": sampler.state_dict(), "data_stats": vars(stats), "config": to_dict(cfg)}
+        path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
+        if path is not None:
             logger.info(f"checkpoint: {path}")
 
     if cfg.checkpoint.export_hf:

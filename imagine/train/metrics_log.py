@@ -1,4 +1,4 @@
-"""Rank-0 reporting: a progress bar, an append-only JSONL metrics file, and wandb (offline by default).
+"""Rank-0 reporting for every training loop: a progress bar, an append-only JSONL metrics file, and wandb (offline by default).
 
 Only rank 0 writes. The JSONL file is the source of truth (a resumed run appends to it, so a step
 can appear twice: the last record of a step wins); wandb is a view of it.
@@ -31,8 +31,10 @@ def train_flops_per_token(num_params: int, num_layers: int, hidden: int, seq_len
 
 class MetricsLogger:
     def __init__(self, out_dir: Path, *, enabled: bool, total_steps: int, start_step: int, wandb_mode: str,
-                 wandb_project: str, run_name: str, config: dict):
+                 wandb_project: str, run_name: str, config: dict, stage: str = "sft",
+                 headline: tuple[str, ...] = ("loss", "lr", "grad_norm", "tokens_per_s")):
         self.enabled = enabled
+        self.headline = headline  # the keys shown on the progress bar / progress line
         self._wandb = None
         self._bar = None
         if not enabled:
@@ -46,7 +48,7 @@ class MetricsLogger:
         if sys.stderr.isatty():
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total_steps, initial=start_step, desc="sft", dynamic_ncols=True)
+            self._bar = tqdm(total=total_steps, initial=start_step, desc=stage, dynamic_ncols=True)
 
     def log(self, record: dict) -> None:
         if not self.enabled:
@@ -56,11 +58,10 @@ class MetricsLogger:
             self._wandb.log({k: v for k, v in record.items() if k != "step"}, step=record["step"])
         if self._bar is not None:
             self._bar.update(1)
-            self._bar.set_postfix(loss=f"{record['loss']:.4f}", lr=f"{record['lr']:.2e}")
+            self._bar.set_postfix({k: _short(record[k]) for k in self.headline if k in record})
         else:
-            extra = f" mfu {record['mfu']:.1%}" if record.get("mfu") is not None else ""
-            print(f"step {record['step']}: loss {record['loss']:.4f} lr {record['lr']:.2e} "
-                  f"grad-norm {record['grad_norm']:.3f} {record['tokens_per_s']:.0f} tok/s{extra}", flush=True)
+            shown = [f"{k} {_short(record[k])}" for k in (*self.headline, "mfu") if record.get(k) is not None]
+            print(f"step {record['step']}: " + " ".join(shown), flush=True)
 
     def info(self, text: str) -> None:
         if self.enabled:
@@ -74,3 +75,9 @@ class MetricsLogger:
             self._bar.close()
         if self._wandb is not None:
             self._wandb.finish()
+
+
+def _short(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
