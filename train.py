@@ -2,6 +2,8 @@
 
     torchrun --nproc_per_node=N train.py sft --config configs/sft/tiny_cpu.yaml [key=value ...]
     python train.py sft --config configs/sft/tiny_cpu.yaml train.max_steps=10
+    torchrun --nproc_per_node=N train.py grpo --config configs/grpo/tiny_cpu.yaml [key=value ...]
+    python train.py grpo --list-losses
 
 Each stage is a subcommand with its own config dataclass; the dispatch stays explicit.
 """
@@ -19,6 +21,10 @@ def build_parser() -> argparse.ArgumentParser:
     sft = stages.add_parser("sft", help="supervised fine-tuning on {'messages': [...]} JSONL")
     sft.add_argument("--config", help="YAML config (see configs/sft/)")
     sft.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. train.lr=2e-5")
+    grpo = stages.add_parser("grpo", help="GRPO against a task's reward, rollouts from an in-process engine")
+    grpo.add_argument("--config", help="YAML config (see configs/grpo/)")
+    grpo.add_argument("--list-losses", action="store_true", help="print the registered policy losses and exit")
+    grpo.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. loss.name=dapo")
     return parser
 
 
@@ -33,6 +39,15 @@ def main(argv: list[str] | None = None) -> int:
             from imagine.train.sft import main as sft_main
 
             return sft_main(args.config, args.overrides)
+        if args.stage == "grpo":
+            if args.list_losses:
+                from imagine.train.losses import describe
+
+                print(describe())
+                return 0
+            from imagine.train.grpo import main as grpo_main
+
+            return grpo_main(args.config, args.overrides)
         raise AssertionError(f"unhandled stage {args.stage}")
     except (ConfigError, DataError, TokenizerMismatch, FileNotFoundError) as exc:
         print(f"train.py {args.stage}: error: {exc}", file=sys.stderr)

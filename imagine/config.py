@@ -219,3 +219,10 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: typing.
     if overrides:
         source = source + " + overrides" if source else "overrides"
     return _build(cls, data, "", source)
+
+
+def from_dict(cls: type[T], data: dict, prefix: str = "", source: str = "") -> T:
+    """Build ``cls`` from a plain dict (e.g. a free-form ``task.options`` section); errors name ``prefix.key``."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key {prefix or cls.__name__} must be a mapping")
+    return _build(cls, data, prefix, source)

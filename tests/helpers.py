@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from imagine.models.tokenizer import CHAT_TEMPLATE
+
 
 def tiny_model_and_tokenizer(tmp_path, *, sharpen: float = 1.0, tie: bool = True):
     """A 2-layer Qwen3 with a 300-token byte-level BPE, saved under ``tmp_path/m``.
@@ -22,6 +24,7 @@ def tiny_model_and_tokenizer(tmp_path, *, sharpen: float = 1.0, tie: bool = True
     tok.train_from_iterator(["from Rockford to St. Petersburg", "Flight Number: F3573659", "<think>plan</think>"] * 20,
                             trainer)
     hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>")
+    hf_tok.chat_template = CHAT_TEMPLATE
     cfg = Qwen3Config(vocab_size=len(hf_tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                       num_attention_heads=2, num_key_value_heads=1, head_dim=32, tie_word_embeddings=tie,
                       eos_token_id=hf_tok.eos_token_id, pad_token_id=hf_tok.pad_token_id,

@@ -42,6 +42,8 @@ class RolloutEngine(Protocol):
 
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None: ...
 
+    def close(self) -> None: ...
+
 
 class WeightNameError(ValueError):
     """A weight sync named tensors the engine does not have, or left some out."""

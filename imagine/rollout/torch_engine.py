@@ -84,6 +84,9 @@ class TorchEngine:
         self.model.train(was_training)
         return rollouts
 
+    def close(self) -> None:
+        """Nothing to release; the engines share one lifecycle."""
+
     def sync_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> None:
         own = full_state(self.model)
         check = NameCheck(named_tensors, set(own))

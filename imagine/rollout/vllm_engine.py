@@ -127,6 +127,11 @@ class VLLMEngine:
         self.llm.sleep(level=1)
         self.asleep = True
 
+    def close(self) -> None:
+        """Shut the engine down while torch.distributed still exists: vLLM's exit-time finalizer would
+        otherwise try to destroy its process groups after the trainer destroyed the world."""
+        self.llm.llm_engine.engine_core.shutdown()
+
     def wake_up(self) -> None:
         self.llm.wake_up()
         self.asleep = False

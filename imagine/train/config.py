@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from imagine.models.tiny import TinyModelSpec
+from imagine.train.losses import LossConfig
 
 
 @dataclass
@@ -114,3 +115,105 @@ class SFTConfig:
         if self.data.max_seq_len > self.train.tokens_per_micro_batch:
             raise ValueError("data.max_seq_len must not exceed train.tokens_per_micro_batch "
                              "(a sample must fit one micro-batch)")
+
+
+# --- GRPO -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PolicyModelConfig:
+    path: str = ""  # a Hugging Face causal-LM directory: the SFT checkpoint GRPO starts from
+    tokenizer: str | None = None  # defaults to `path`
+    ref_path: str | None = None  # frozen KL reference; defaults to `path` (loaded only when loss.kl_coef > 0)
+    attn_implementation: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
+
+    def validate(self) -> None:
+        if not self.path:
+            raise ValueError("path is required (the SFT checkpoint to start from)")
+
+
+@dataclass
+class TaskConfig:
+    name: str = "travelplanner"  # a registered task (imagine.train.task.TASKS) or "package.module:factory"
+    options: dict = field(default_factory=dict)  # the task's own settings, checked by the task
+
+
+@dataclass
+class RolloutConfig:
+    engine: Literal["vllm", "torch"] = "vllm"
+    group_size: int = 8  # G completions per prompt
+    prompts_per_step: int = 8  # global, for any world size (a multiple of it)
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 1024  # the response-length cap
+    max_model_len: int = 4096  # vLLM context (prompt + response)
+    gpu_memory_utilization: float | None = None  # vLLM; None: 0.6 on CUDA, 0.3 on CPU
+    sleep_between_steps: bool = False  # colocated on a GPU: free vLLM's memory during the update
+    torch_batch_size: int = 16  # TorchEngine rows per forward
+    # DAPO's dynamic sampling: drop groups whose rewards are all equal (no signal) and sample more
+    # prompts, up to max_sampling_rounds rounds, until prompts_per_step informative groups are found.
+    dynamic_sampling: bool = False
+    max_sampling_rounds: int = 3
+    overlong: Literal["keep", "filter", "penalize"] = "keep"  # completions cut by max_tokens
+    overlong_penalty: float = -1.0  # added to the reward with overlong=penalize
+
+    def validate(self) -> None:
+        if self.group_size < 1 or self.prompts_per_step < 1 or self.max_tokens < 1:
+            raise ValueError("group_size, prompts_per_step and max_tokens must be positive")
+        if self.top_p != 1.0:
+            raise ValueError("top_p must be 1: the engines report log-probs of the untruncated distribution, "
+                             "which the importance weights need")
+        if self.temperature <= 0:
+            raise ValueError("temperature must be > 0 (GRPO needs samples, not greedy decoding)")
+
+
+@dataclass
+class AdvantageConfig:
+    estimator: Literal["grpo", "rloo", "dr_grpo"] = "grpo"  # kernels.advantage modes
+    normalize_std: bool = True  # divide by the std (ignored by dr_grpo)
+    std_scope: Literal["group", "batch"] = "group"
+
+
+@dataclass
+class GRPOStepConfig(StepConfig):
+    epochs: int = 1  # passes over each rollout batch
+    mini_batches: int = 1  # optimizer steps per pass; epochs * mini_batches > 1 computes old log-probs
+    micro_batch_size: int = 8  # sequences per forward, per rank
+
+    def validate(self) -> None:
+        super().validate()
+        if self.epochs < 1 or self.mini_batches < 1 or self.micro_batch_size < 1:
+            raise ValueError("epochs, mini_batches and micro_batch_size must be positive")
+
+
+@dataclass
+class GRPOLogConfig(LogConfig):
+    wandb_project: str = "imagine-grpo"
+    run_name: str = "grpo"
+    entropy: bool = True  # log the policy's entropy (one more reduction over the vocabulary per token)
+
+
+@dataclass
+class GRPOConfig:
+    out_dir: str = "runs/grpo"
+    model: PolicyModelConfig = field(default_factory=PolicyModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: GRPOStepConfig = field(default_factory=GRPOStepConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    log: GRPOLogConfig = field(default_factory=GRPOLogConfig)
+
+    def validate(self) -> None:
+        from imagine.config import ConfigError
+
+        if self.rollout.group_size < 2 and self.advantage.normalize_std and self.advantage.estimator != "dr_grpo":
+            raise ConfigError(f"rollout.group_size={self.rollout.group_size} with advantage.normalize_std=true: "
+                              "a group of one has no standard deviation (use rollout.group_size >= 2)")
+        if self.rollout.group_size < 2 and self.advantage.estimator == "rloo":
+            raise ConfigError("advantage.estimator=rloo needs rollout.group_size >= 2 (leave-one-out baseline)")
+        if self.loss.aggregation == "seq_mean_token_sum_norm" or (
+                self.loss.aggregation is None and self.loss.name == "dr_grpo"):
+            if self.loss.norm_constant < 0:
+                raise ConfigError("loss.norm_constant must be >= 0")

@@ -77,6 +77,17 @@ def all_reduce_max(value: int, device: torch.device) -> int:
     return int(t.item())
 
 
+def all_reduce_min(value: int, device: torch.device) -> int:
+    return -all_reduce_max(-value, device)
+
+
+def all_reduce_max_float(value: float, device: torch.device) -> float:
+    t = torch.tensor([value], dtype=torch.float64, device=device)
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return float(t.item())
+
+
 def broadcast_object(obj, src: int = 0):
     if not (dist.is_initialized() and dist.get_world_size() > 1):
         return obj

@@ -134,3 +134,14 @@ def checkpoint_if_due(ckpt: CheckpointConfig, ckpt_root: Path, done: int, max_st
     trainer_state = {**trainer_state, "scheduler": t.scheduler.state_dict()}
     return save_checkpoint(ckpt_root, done, t.model, t.optimizer, trainer_state, info, keep_last=ckpt.keep_last,
                            keep_steps=ckpt.keep_steps)
+
+
+def frozen_reference(path: str, tokenizer, info: D.DistInfo, tc: StepConfig, *, attn_implementation: str = "auto"):
+    """The KL reference: the start checkpoint, sharded like the policy, never updated."""
+    from imagine.train.fsdp import shard_model
+
+    ref = build_policy(path, tokenizer, info, attn_implementation=attn_implementation)
+    ref.requires_grad_(False)
+    ref = shard_model(ref, info, precision=resolve_precision(tc, info), activation_checkpointing=False,
+                      cpu_offload=tc.cpu_offload)
+    return ref.eval()

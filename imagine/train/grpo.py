@@ -1,0 +1,368 @@
+"""The GRPO loop (IMAGINE stage 3b): sample, score, compare within groups, update, sync, repeat.
+
+One step, every rank (each rank owns a rollout engine and samples its own share of the prompts):
+
+1. take ``prompts_per_step`` prompts from the shared sampler and keep this rank's share;
+2. generate G completions per prompt, with the log-probs of the distribution sampled;
+3. score them with the task (reward + logged components), and 4. compute group advantages;
+5. pack rollouts into micro-batches of per-token tensors (advantages, sampling/old/reference log-probs);
+6. old log-probs are recomputed only when a rollout batch gets more than one update; otherwise the
+   loss's ratio is taken against ``logp.detach()``;
+7. run the registered policy loss over ``epochs x mini_batches`` optimizer steps, each normalised by
+   the global token / sequence counts of its mini-batch; 8. clip, step;
+9. push the new weights into the engine in place; 10. log, checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from imagine.config import ConfigError, load_config, to_dict
+from imagine.rollout import SamplingConfig, make_engine, pad_token_id
+from imagine.train import dist as D
+from imagine.train import setup as S
+from imagine.train.checkpoint import export_hf
+from imagine.train.config import GRPOConfig
+from imagine.train.data import ResumableSampler
+from imagine.train.losses import aggregate, policy_loss, resolve
+from imagine.train.optim import clip_gradients
+from imagine.train.rollout_batch import filler_batch, micro_batches, mini_batch_rows
+from imagine.train.task import Task, load_task
+from imagine.train.weight_sync import hf_named_tensors
+from kernels import group_advantages
+
+
+def train(cfg: GRPOConfig) -> dict:
+    info = D.init_distributed(cfg.train.device)
+    try:
+        return _train(cfg, info)
+    finally:
+        D.teardown(info)
+
+
+def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
+    tc, rc = cfg.train, cfg.rollout
+    out_dir = Path(cfg.out_dir)
+    ckpt_root = out_dir / "checkpoints"
+    if rc.prompts_per_step % info.world_size:
+        raise ConfigError(f"rollout.prompts_per_step={rc.prompts_per_step} must be a multiple of the world size "
+                          f"({info.world_size})")
+    S.start_run(out_dir, cfg, info)
+    torch.manual_seed(tc.seed)
+    loss_cfg = resolve(cfg.loss)
+
+    # --- task, prompts, policy, reference, engine --------------------------------------------------
+    tokenizer = S.prepare_tokenizer(cfg.model.tokenizer or cfg.model.path, info)
+    try:
+        task = load_task(cfg.task.name, cfg.task.options)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    prompts = [encode_chat(tokenizer, m) for m in task.prompts()]
+    sampler = ResumableSampler(len(prompts), tc.seed, True)
+    pad_id = pad_token_id(tokenizer)
+    policy = S.build_policy(cfg.model.path, tokenizer, info, attn_implementation=cfg.model.attn_implementation)
+    t = S.make_trainable(policy, tc, info)
+    reference = None
+    if loss_cfg.kl_coef > 0:
+        reference = S.frozen_reference(cfg.model.ref_path or cfg.model.path, tokenizer, info, tc,
+                                       attn_implementation=cfg.model.attn_implementation)
+    state = S.maybe_resume(cfg.checkpoint, ckpt_root, t, info)
+    if state is not None:
+        sampler.load_state_dict(state["sampler"])
+    run = Run(task, prompts, sampler, tokenizer, pad_id, t, reference, build_engine(cfg, info),
+              state["step"] if state else 0, state["path"] if state else None)
+    try:
+        return _loop(cfg, info, run)
+    finally:
+        run.engine.close()
+
+
+@dataclass
+class Run:
+    """What the setup hands the loop."""
+    task: Task
+    prompts: list[list[int]]
+    sampler: ResumableSampler
+    tokenizer: object
+    pad_id: int
+    trainable: S.Trainable
+    reference: torch.nn.Module | None
+    engine: object
+    start_step: int
+    resumed_from: str | None
+
+
+def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
+    tc, rc = cfg.train, cfg.rollout
+    ckpt_root = Path(cfg.out_dir) / "checkpoints"
+    t, model, engine, task, prompts, sampler = run.trainable, run.trainable.model, run.engine, run.task, run.prompts, run.sampler
+    reference, pad_id, start_step = run.reference, run.pad_id, run.start_step
+    loss_cfg = resolve(cfg.loss)
+    norm_constant = loss_cfg.norm_constant or rc.max_tokens
+    engine.sync_weights(hf_named_tensors(model))  # a resumed policy is not the engine's start checkpoint
+    logger = S.make_logger(Path(cfg.out_dir), cfg.log, info, total_steps=tc.max_steps, start_step=start_step, config=cfg,
+                           stage="grpo", headline=("reward", "rollout/Final Pass Rate", "kl_mean", "seconds"))
+    logger.info(f"grpo: {len(prompts)} prompts, G={rc.group_size}, {rc.prompts_per_step} prompts/step, "
+                f"loss {loss_cfg.name} ({loss_cfg.aggregation}), engine {rc.engine}, world size {info.world_size}"
+                + (f"; resumed from {run.resumed_from} at step {start_step}" if run.resumed_from else ""))
+    rewards_log = []
+
+    # --- the loop -----------------------------------------------------------------------------
+    for step in range(start_step, tc.max_steps):
+        times: dict[str, float] = defaultdict(float)
+        t_step = time.perf_counter()
+        stats = Stats()
+
+        # 1-4: rollouts, rewards, group advantages (more rounds with dynamic sampling)
+        groups, sampled_tokens = [], 0
+        for round_ in range(rc.max_sampling_rounds if rc.dynamic_sampling else 1):
+            mine = sampler.take(rc.prompts_per_step)[info.rank::info.world_size]
+            t0 = time.perf_counter()
+            rollouts = engine.generate([prompts[i] for i in mine], SamplingConfig(
+                n=rc.group_size, temperature=rc.temperature, top_p=rc.top_p, max_tokens=rc.max_tokens,
+                seed=step_seed(tc.seed, step, round_, info.rank)))
+            times["rollout"] += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            scores = task.score([mine[r.prompt_index] for r in rollouts], [r.text for r in rollouts])
+            times["reward"] += time.perf_counter() - t0
+            stats.add_scores(rollouts, scores)
+            sampled_tokens += sum(len(r.completion_ids) for r in rollouts)
+            rewards = torch.tensor([s.reward for s in scores], dtype=torch.float64)
+            cut = torch.tensor([r.finish_reason == "length" for r in rollouts])
+            if rc.overlong == "penalize":
+                rewards = rewards + cut.double() * rc.overlong_penalty
+            adv, flat = group_advantages(rewards, rc.group_size, mode=cfg.advantage.estimator,
+                                         normalize_std=cfg.advantage.normalize_std, std_scope=cfg.advantage.std_scope)
+            stats.add_advantages(adv, flat, rc.group_size)
+            for g in range(0, len(rollouts), rc.group_size):
+                span = range(g, g + rc.group_size)
+                if rc.dynamic_sampling and bool(flat[g]):
+                    continue
+                groups.append([(rollouts[i], float(adv[i]), not (rc.overlong == "filter" and bool(cut[i])))
+                               for i in span])
+            target = rc.prompts_per_step // info.world_size
+            if not rc.dynamic_sampling or D.all_reduce_min(len(groups), info.device) >= target:
+                break
+        if rc.dynamic_sampling:
+            groups = groups[: rc.prompts_per_step // info.world_size]
+        batch = [x for g in groups for x in g]
+        rollouts = [r for r, _, _ in batch]
+        advantages = [a for _, a, _ in batch]
+        loss_rows = [keep for _, _, keep in batch]
+        if rc.sleep_between_steps:
+            engine.sleep()
+
+        # 5-8: policy updates
+        t0 = time.perf_counter()
+        updates = tc.epochs * tc.mini_batches
+        gen = torch.Generator().manual_seed(step_seed(tc.seed, step, 0, info.rank))
+        plan = [mini_batch_rows(len(rollouts), tc.mini_batches, gen) for _ in range(tc.epochs)]
+        all_rows = list(range(len(rollouts)))
+        # Old and reference log-probs of every rollout, before any update of this step.
+        fixed = {}
+        for name, net in (("old_logp", model if updates > 1 else None), ("ref_logp", reference)):
+            if net is not None:
+                fixed[name] = logprobs_of(net, rollouts, all_rows, advantages, loss_rows, tc, rc, pad_id, info)
+        if "old_logp" in fixed:
+            stats.add_mismatch(rollouts, fixed["old_logp"])
+        for epoch_rows in plan:
+            for rows in epoch_rows:
+                mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id)
+                n_micro = D.all_reduce_max(len(mbs), info.device)
+                mbs += [filler_batch(pad_id)] * (n_micro - len(mbs))
+                tokens, seqs = D.all_reduce_sum([sum(mb.num_tokens for mb in mbs),
+                                                 sum(int(mb.mask.sum(-1).gt(0).sum()) for mb in mbs)], info.device)
+                for i, mb in enumerate(mbs):
+                    model.set_requires_gradient_sync(t.sync_every_micro_batch or i == n_micro - 1)
+                    for name, per_row in fixed.items():
+                        setattr(mb, name, gather_rows(per_row, mb))
+                    mb = mb.to(info.device)
+                    logp, entropy = model(mb.input_ids, mb.position_ids, mb.targets, temperature=rc.temperature,
+                                          return_entropy=cfg.log.entropy)
+                    logp = logp.view_as(mb.mask)
+                    old = mb.old_logp if mb.old_logp is not None else logp.detach()
+                    if mb.old_logp is None and updates == 1:
+                        stats.add_mismatch_tensors(old, mb.sampling_logp, mb.mask)
+                    per_token, metrics = policy_loss(loss_cfg, logp, old, mb.advantages, mb.mask,
+                                                     sampling_logp=mb.sampling_logp, ref_logp=mb.ref_logp)
+                    loss = aggregate(per_token, mb.mask, loss_cfg.aggregation, total_tokens=tokens, total_seqs=seqs,
+                                     norm_constant=norm_constant)
+                    loss.backward()
+                    stats.add_loss(loss, metrics, entropy, mb.mask)
+                stats.add_update(clip_gradients(model, tc.grad_clip), t.scheduler.get_last_lr()[0])
+                t.optimizer.step()
+                t.optimizer.zero_grad(set_to_none=True)
+        t.scheduler.step()
+        times["train"] = time.perf_counter() - t0
+
+        # 9: the engine samples the next step with the new weights
+        t0 = time.perf_counter()
+        engine.sync_weights(hf_named_tensors(model))
+        times["sync"] = time.perf_counter() - t0
+
+        # 10: log, checkpoint
+        record = stats.summary(info, step + 1, times, time.perf_counter() - t_step, sampled_tokens, updates)
+        rewards_log.append(record["reward"])
+        logger.log(record)
+        trainer_state = {"sampler": sampler.state_dict(), "config": to_dict(cfg)}
+        path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
+        if path is not None:
+            logger.info(f"checkpoint: {path}")
+
+    if cfg.checkpoint.export_hf:
+        path = export_hf(model, run.tokenizer, Path(cfg.out_dir) / "hf", info, dtype=cfg.checkpoint.export_dtype)
+        if path is not None:
+            logger.info(f"exported a Hugging Face model to {path}")
+    logger.close()
+    return {"rewards": rewards_log, "start_step": start_step}
+
+
+def main(config_path: str | None, overrides: list[str]) -> int:
+    train(load_config(GRPOConfig, config_path, overrides))
+    return 0
+
+
+# --- pieces of the loop ------------------------------------------------------------------------
+
+
+def encode_chat(tokenizer, messages: list[dict]) -> list[int]:
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"]) if hasattr(ids, "keys") else list(ids)  # BatchEncoding in transformers 5
+
+
+def step_seed(seed: int, step: int, round_: int, rank: int) -> int:
+    """Sampling seed of a (step, round, rank): prompt i then samples with this + i (< 1000 prompts a rank)."""
+    return ((seed * 100_003 + step) * 16 + round_) * 4_096_000 + rank * 1_000
+
+
+def build_engine(cfg: GRPOConfig, info: D.DistInfo):
+    rc = cfg.rollout
+    if rc.engine == "vllm":
+        return make_engine("vllm", cfg.model.path, max_model_len=rc.max_model_len, seed=cfg.train.seed,
+                           gpu_memory_utilization=rc.gpu_memory_utilization,
+                           enable_sleep_mode=rc.sleep_between_steps)
+    engine = make_engine("torch", cfg.model.path, batch_size=rc.torch_batch_size)
+    engine.model.to(info.device)
+    return engine
+
+
+@torch.no_grad()
+def logprobs_of(net, rollouts, rows, advantages, loss_rows, tc, rc, pad_id, info) -> dict[int, torch.Tensor]:
+    """Per-rollout log-probs (completion tokens only) under ``net``; a collective (fillers keep ranks even)."""
+    mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id)
+    n_micro = D.all_reduce_max(len(mbs), info.device)
+    mbs += [filler_batch(pad_id)] * (n_micro - len(mbs))
+    out = {}
+    for mb in mbs:
+        logp, _ = net(mb.input_ids.to(info.device), mb.position_ids.to(info.device), mb.targets.to(info.device),
+                      temperature=rc.temperature)
+        logp = logp.view(mb.targets.shape).float().cpu()
+        for b, i in enumerate(mb.rows):
+            out[i] = logp[b][mb.targets[b] != -100]
+    return out
+
+
+def gather_rows(per_row: dict[int, torch.Tensor], mb) -> torch.Tensor:
+    """Lay per-rollout completion log-probs out on a micro-batch's [rows, tokens] grid."""
+    grid = torch.zeros(mb.mask.shape)
+    for b, i in enumerate(mb.rows):
+        grid[b][mb.targets[b] != -100] = per_row[i]
+    return grid
+
+
+class Stats:
+    """Sums of this rank's step statistics; ``summary`` all-reduces them into one metrics record."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = defaultdict(float)
+        self.counts: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+        self.maxima: dict[str, float] = defaultdict(float)
+
+    def add_scores(self, rollouts, scores) -> None:
+        s = self.sums
+        for r, sc in zip(rollouts, scores, strict=True):
+            s["n"] += 1
+            s["reward"] += sc.reward
+            for k, v in sc.components.items():
+                s[f"reward/{k}"] += v
+            for k, (num, den) in sc.counts.items():
+                self.counts[f"rollout/{k}"][0] += num
+                self.counts[f"rollout/{k}"][1] += den
+            s["response_len"] += len(r.completion_ids)
+            s["truncated"] += r.finish_reason == "length"
+            self.maxima["response_len_max"] = max(self.maxima["response_len_max"], len(r.completion_ids))
+
+    def add_advantages(self, adv, flat, group_size: int) -> None:
+        self.sums["adv_abs"] += float(adv.abs().sum())
+        self.sums["adv_sq"] += float((adv * adv).sum())
+        self.sums["zero_variance_groups"] += float(flat.sum()) / group_size
+        self.sums["groups"] += len(adv) / group_size
+        self.maxima["adv_abs_max"] = max(self.maxima["adv_abs_max"], float(adv.abs().max()) if len(adv) else 0.0)
+
+    def add_mismatch_tensors(self, trainer_logp, sampling_logp, mask) -> None:
+        diff = torch.where(mask.bool(), (trainer_logp.float() - sampling_logp.float()).abs(), 0.0)
+        self.sums["mismatch"] += float(diff.sum())
+        self.sums["mismatch_tokens"] += float(mask.sum())
+        self.maxima["logp_mismatch_max"] = max(self.maxima["logp_mismatch_max"], float(diff.max()) if diff.numel() else 0.0)
+
+    def add_mismatch(self, rollouts, old: dict[int, torch.Tensor]) -> None:
+        for i, r in enumerate(rollouts):
+            k = len(r.completion_ids)
+            if k:
+                self.add_mismatch_tensors(old[i], torch.tensor(r.logprobs[:k]), torch.ones(k))
+
+    def add_loss(self, loss, metrics: dict, entropy, mask) -> None:
+        tokens = float(mask.sum())
+        self.sums["loss"] += float(loss.detach())
+        self.sums["stat_tokens"] += tokens
+        for k, v in metrics.items():
+            self.sums[f"m/{k}"] += float(v) * tokens
+        if entropy is not None:
+            self.sums["m/entropy"] += float(torch.where(mask.bool(), entropy.detach().view_as(mask).float(), 0.0).sum())
+
+    def add_update(self, grad_norm: float, lr: float) -> None:
+        self.sums["grad_norm"] += grad_norm
+        self.sums["updates"] += 1
+        self.lr = lr
+
+    def summary(self, info, step: int, times: dict, seconds: float, sampled_tokens: int, updates: int) -> dict:
+        keys = sorted(self.sums)
+        ckeys = sorted(self.counts)
+        mkeys = sorted(self.maxima)
+        # Every rank has the same keys: the same task and loss produce them.
+        summed = D.all_reduce_sum([self.sums[k] for k in keys] + [x for k in ckeys for x in self.counts[k]]
+                                  + [float(sampled_tokens)] + [times[k] for k in ("rollout", "reward", "train", "sync")],
+                                  info.device)
+        maxed = [D.all_reduce_max_float(self.maxima[k], info.device) for k in mkeys]
+        s = dict(zip(keys, summed[: len(keys)]))
+        rest = summed[len(keys):]
+        n = max(s["n"], 1.0)
+        rec = {"step": step, "reward": s["reward"] / n}
+        rec.update({k: s[k] / n for k in keys if k.startswith("reward/")})
+        for j, k in enumerate(ckeys):
+            num, den = rest[2 * j], rest[2 * j + 1]
+            rec[k] = num / den if den else None
+        tokens = max(s.get("stat_tokens", 0.0), 1.0)
+        rec.update({k[2:]: s[k] / tokens for k in keys if k.startswith("m/")})
+        rec.update({
+            "loss": s.get("loss", 0.0) / max(updates, 1), "grad_norm": s.get("grad_norm", 0.0) / max(updates, 1),
+            "lr": getattr(self, "lr", 0.0),
+            "adv_abs_mean": s["adv_abs"] / n, "adv_std": (s["adv_sq"] / n) ** 0.5,
+            "zero_variance_group_share": s["zero_variance_groups"] / max(s["groups"], 1.0),
+            "logp_mismatch_mean": s.get("mismatch", 0.0) / max(s.get("mismatch_tokens", 0.0), 1.0),
+            "response_len_mean": s["response_len"] / n, "truncated_share": s["truncated"] / n,
+            "rollouts": int(s["n"]),
+        })
+        rec.update(dict(zip(mkeys, maxed)))
+        sampled, times_sum = rest[2 * len(ckeys)], rest[2 * len(ckeys) + 1:]
+        world = info.world_size
+        for name, total in zip(("rollout", "reward", "train", "sync"), times_sum):
+            rec[f"time/{name}"] = total / world  # mean over ranks
+        rec["sample_tokens_per_s"] = sampled / max(rec["time/rollout"], 1e-9)
+        rec["seconds"] = seconds
+        return rec
