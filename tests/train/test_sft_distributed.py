@@ -14,10 +14,8 @@ uneven micro-batch counts across ranks and the global token normalisation are al
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,6 +25,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT
+from tests.helpers import kill_tree
 
 pytestmark = pytest.mark.slow
 
@@ -64,23 +63,6 @@ def _metrics(out_dir: Path) -> dict[int, dict]:
     return {r["step"]: r for r in records}
 
 
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, sft_data, tiny_tokenizer_dir):
     base = tmp_path_factory.mktemp("sftruns")
@@ -99,10 +81,7 @@ def runs(tmp_path_factory, sft_data, tiny_tokenizer_dir):
     while not (k / "checkpoints" / "step_00000003").exists() and victim.poll() is None:
         assert time.monotonic() < deadline, "the run to be killed never wrote its step-3 checkpoint"
         time.sleep(0.02)
-    # torchrun starts its workers in sessions of their own: kill them (our descendants) by pid
-    for pid in [*_descendants(victim.pid), victim.pid]:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    kill_tree(victim.pid)
     victim.wait()
     time.sleep(0.5)
     killed_steps = sorted(_metrics(k))
