@@ -75,6 +75,7 @@ def test_annotated_plans_through_the_whole_path_pass_everything(train_records, t
     assert rc == 0
     captured = capsys.readouterr()
     assert "Final Pass Rate" in captured.out and "hard" in captured.out  # the level x days table too
+    assert "warning" not in captured.err  # the shared flights subset holds every train flight
     record = json.loads((tmp_path / "m.json").read_text())
     assert record["metrics"]["Final Pass Rate"] == 1.0 and record["metrics"]["Delivery Rate"] == 1.0
     assert record["suspicious"]["empty"] == [] and record["suspicious"]["foreign_cities"] == []
@@ -167,6 +168,16 @@ def test_malformed_rows_are_errors_naming_the_row(train_records, tmp_path, chang
         load_split(split)
     assert main(["predict", "--split", str(split), "--model", "unused", "--out", str(tmp_path / "o.jsonl")]) == 2
     assert "imagine predict: error:" in capsys.readouterr().err
+
+
+def test_missing_flights_warn(train_records, tp_db, tmp_path, capsys):
+    split = _write_jsonl(tmp_path / "s.jsonl", [{k: v for k, v in train_records[0].items() if k != "annotated_plan"}])
+    rows = load_split(split)
+    assert predict_cli.missing_flights(rows, tp_db) == 0
+    flights = next(v for k, v in rows[0].reference.ref.items() if k.startswith("Flight") and isinstance(v, list))
+    flights[0]["Flight Number"] = "F0000000"
+    assert predict_cli.missing_flights(rows, tp_db) == 1
+    assert "1 of the" in capsys.readouterr().err
 
 
 def test_plan_keys_are_the_official_ones():

@@ -134,8 +134,9 @@ def run(rows: Sequence[SplitRow], engine, out: str | Path, settings: PredictSett
                 raw.append(record)
                 sub.append(line)
             done = stats.resumed + start + len(chunk)
-            log(f"predict: {done}/{len(rows)} rows, {stats.completion_tokens:,} tokens in {stats.seconds:.1f}s "
-                f"({stats.tokens_per_s:,.1f} tokens/s)")
+            eta = stats.seconds / (start + len(chunk)) * (len(rows) - done)
+            log(f"predict: {done}/{len(rows)} rows ({100 * done / len(rows):.0f}%), {stats.completion_tokens:,} tokens "
+                f"in {stats.seconds:.1f}s ({stats.tokens_per_s:,.1f} tokens/s), about {eta / 60:.1f} min left")
     return stats
 
 

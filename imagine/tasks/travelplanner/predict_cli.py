@@ -66,6 +66,19 @@ def level_days_table(cells: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def missing_flights(rows, db) -> int:
+    """Warn when the database lacks flights the split offers: plans taking them would fail Within Sandbox
+    through no fault of the model (a flights subset instead of the official table)."""
+    offered = {f["Flight Number"] for r in rows for value in r.reference.ref.values() if isinstance(value, list)
+               for f in value if "Flight Number" in f}
+    missing = offered - {f.number for f in db.flights}
+    if missing:
+        print(f"warning: {len(missing)} of the {len(offered)} flights in the split's reference information are not "
+              "in the database's flights table; plans taking them fail 'Within Sandbox'. Score with the official "
+              "flights table (flights/clean_Flights_2022.csv).", file=sys.stderr)
+    return len(missing)
+
+
 def score(rows, plans, db_dir: str) -> tuple[str, dict]:
     """Official metrics of a validation run, as text and as the ``--json`` record."""
     from imagine.sandbox.database import Database
@@ -74,7 +87,9 @@ def score(rows, plans, db_dir: str) -> tuple[str, dict]:
     from imagine.tasks.travelplanner.splits import validation_queries
 
     queries = validation_queries(rows)
-    checker = BatchChecker(Database(db_dir))
+    db = Database(db_dir)
+    missing_flights(rows, db)
+    checker = BatchChecker(db)
     results = [checker.check_one(q, p) for q, p in zip(queries, plans)]
     values, cnt, cells = metrics(results, queries), counts(results, queries), per_cell_metrics(results, queries)
     text = format_table(values, cnt) + "\n\n" + level_days_table(cells)
