@@ -149,6 +149,18 @@ def test_resume_gives_the_same_file(train_records, tmp_path):
         predict_rows(rows[::-1], stub, part, settings, log=lambda m: None)
 
 
+def test_prompts_longer_than_the_context_are_not_generated(train_records, tmp_path):
+    split = _write_jsonl(tmp_path / "s.jsonl", [{k: v for k, v in r.items() if k != "annotated_plan"}
+                                                for r in train_records[:2]])
+    rows = load_split(split)
+    stub = StubEngine(_answers(train_records))
+    out = tmp_path / "o.jsonl"
+    predict_rows(rows, stub, out, PredictSettings(max_model_len=100), log=lambda m: None)
+    assert stub.prompts_seen == 0 and read_submission(out, rows) == [[], []]
+    raw = [json.loads(x) for x in raw_path(out).read_text().splitlines()]
+    assert all(r["empty_plan_reason"].startswith("prompt of ") for r in raw)
+
+
 @pytest.mark.parametrize("change, needle", [
     (lambda rows: rows[1].pop("reference_information"), r"row 2 \(idx 2\): missing column\(s\) \['reference_information'\]"),
     (lambda rows: rows[1].update(days=4), r"row 2 \(idx 2\): days is 4"),

@@ -81,3 +81,15 @@ def test_check_line_rejects_what_the_leaderboard_cannot_read():
 def test_plan_cities():
     plan = [_day(1, current_city="from Minneapolis to Toledo(Ohio)"), _day(2, current_city="Toledo(Ohio)")]
     assert plan_cities(plan) == {"Minneapolis", "Toledo"}
+
+
+def test_padding_a_short_plan_never_lets_it_pass(train_pairs, tp_db):
+    from imagine.tasks.travelplanner.checks_batch import BatchChecker
+
+    checker = BatchChecker(tp_db)
+    for query, plan in train_pairs:
+        for keep in range(1, query.days):
+            padded, _ = format_plan(plan[:keep], query.days, Fixes())
+            assert len(padded) == query.days
+            result = checker.check_one(query, padded)
+            assert result.commonsense["is_not_absent"] is False and not result.final_pass
