@@ -105,6 +105,8 @@ def run(rows: Sequence[SplitRow], engine, out: str | Path, settings: PredictSett
     stats.resumed = done_lines(out, rows)
     if stats.resumed:
         log(f"predict: resuming, {stats.resumed}/{len(rows)} rows already in {out}")
+    elif raw_path(out).exists():
+        raw_path(out).unlink()  # outputs of an earlier, abandoned run would be read as this run's
     todo = list(rows[stats.resumed:])
     sampling = SamplingConfig(n=1, temperature=settings.temperature, max_tokens=settings.max_tokens,
                               seed=settings.seed)
