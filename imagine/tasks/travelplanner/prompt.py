@@ -32,3 +32,11 @@ def student_messages(query: Query, db=None, *, style: str = "compact", prompt_ve
     """Chat messages for the student (defaults: those of ``configs/mas/scripted.yaml``)."""
     template = load_prompt(prompt, prompt_version)
     return [{"role": "user", "content": planner_prompt(query, reference_text(query, db, style), template)}]
+
+
+def messages_from_text(query_text: str, reference: dict, *, style: str = "compact", prompt_version: str = "v1",
+                       prompt: str = "reasoner") -> list[dict[str, str]]:
+    """The same user turn from the query's own words and a structured reference, for benchmark splits
+    whose structured fields are hidden (the test split): nothing else about the query is needed."""
+    template = load_prompt(prompt, prompt_version)
+    return [{"role": "user", "content": fill(template, query=query_text, reference=render_reference(reference, style))}]
