@@ -441,8 +441,8 @@ def fused_linear_logprob(
     tile holds about 2**24 logits (at least 64 columns); a problem that fits one tile keeps it for
     backward. The Triton path picks its own blocks.
     backend: "torch" or "triton"; see kernels.dispatch for the default and the environment override.
-    The call is one "fused_linear_logprob" range in torch.profiler traces (forward and, through
-    autograd, its backward node), so the head's cost is findable by name.
+    The forward is one "fused_linear_logprob" range in torch.profiler traces (the backward is the
+    autograd node "_...LinearLogprobBackward"), so the head's cost is findable by name.
     """
     with torch.profiler.record_function("fused_linear_logprob"):
         check_logprob_inputs(hidden, weight, targets, bias, temperature)

@@ -67,3 +67,17 @@ def test_bench_smoke(tmp_path):
     assert float(cells[4][:-1]) > 0 and float(cells[8][:-1]) > 0  # ... and neither took zero time
     assert float(cells[5]) <= float(cells[2]) and float(cells[6]) <= float(cells[3])  # min <= median
     assert cells[4].endswith("x") and cells[7].endswith("x") and cells[8].endswith("x")  # three ratios
+
+
+def test_bench_profile_writes_a_trace_naming_the_kernel(tmp_path):
+    """`python -m kernels.bench --profile`: one fused call, a trace json.load reads, a top-ops table."""
+    import json
+
+    from kernels import bench
+
+    assert bench.main(["--profile", "--quick", "--tokens", "32", "--dtypes", "fp32",
+                       "--profile-dir", str(tmp_path)]) == 0
+    trace = tmp_path / "fused_linear_logprob.fp32.n32.v4096.h128.pt.trace.json"
+    names = {event.get("name") for event in json.loads(trace.read_text())["traceEvents"]}
+    assert "fused_linear_logprob" in names and "[memory]" in names
+    assert "Self CPU" in (tmp_path / "fused_linear_logprob.fp32.n32.v4096.h128.top_ops.txt").read_text()
