@@ -117,3 +117,10 @@ def policy_stats(mask_f, ratio, clipped_low, clipped_high, kl, is_weight, is_cap
         stats["is_weight_mean"] = masked_mean(is_weight)
         stats["is_capped_fraction"] = masked_mean(is_capped)
     return stats
+
+
+def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
+    """||actual - expected|| / ||expected|| in fp64: a whole-tensor measure, because gradients have
+    entries near zero where an elementwise relative tolerance means nothing. The tests and
+    `make gpu-check` judge the kernels with it."""
+    return ((actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-12)).item()

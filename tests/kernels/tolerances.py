@@ -8,13 +8,12 @@ Inputs are scaled so logits are O(1..5), like a trained LM head:
 
 import torch
 
+from kernels.common import relative_error
+
+__all__ = ["TOL", "relative_error"]
+
 TOL = {
     torch.float32: dict(value_atol=1e-5, grad_rel=1e-5),
     torch.bfloat16: dict(value_atol=5e-2, grad_rel=3e-2),
 }
 
-
-def relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
-    """||actual - expected|| / ||expected|| in fp64 (a whole-tensor measure: gradients have entries
-    near zero where an elementwise relative tolerance means nothing)."""
-    return ((actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-12)).item()
