@@ -29,7 +29,8 @@ against the naive three; everything else is a few percent.
 Matmuls run in the input dtype (bf16 matmuls accumulate in fp32 inside the BLAS); everything after the
 matmul runs in fp32 (fp64 for fp64 inputs, so gradcheck works).
 
-Tokens whose target equals ignore_index (-100) get logprob 0, entropy 0 and no gradient.
+Tokens whose target equals ignore_index (-100) get logprob 0, entropy 0 and no gradient; the public
+entry drops them before either backend runs, so prompt tokens cost nothing on both.
 """
 
 from __future__ import annotations
