@@ -2,6 +2,7 @@
 
     python -m kernels.bench                    # CPU: V=151,936, H=1,024, N in {1k, 4k}, fp32 and bf16
     python -m kernels.bench --quick            # small shapes, seconds (smoke test)
+    python -m kernels.bench --profile          # one fused call under torch.profiler: trace + top-ops table
 
 Peak memory: every (implementation, configuration) runs once in its own child process so that one
 run's allocations cannot hide or inflate another's. On CPU, peak memory is the process's resident-set
@@ -245,6 +246,33 @@ def write_table(memory: list[dict], timing: dict, path: Path, meta: dict) -> str
     return text
 
 
+def profile_one_call(dtype_name: str, n: int, vocab: int, hidden_size: int, out_dir: Path) -> list[Path]:
+    """One fused forward+backward under torch.profiler (after a small warm-up call, so autotuning and
+    allocator growth stay out of it): a Chrome trace for Perfetto / TensorBoard and a table of the
+    top operators by self time, as the training loops write with profile.steps (see
+    imagine.train.profiling for how to open them). Written here with torch.profiler directly so that
+    kernels/ keeps importing nothing from imagine/."""
+    from torch.profiler import ProfilerActivity, profile
+
+    warm, sync, info = _setup(["fused"], dtype_name, min(n, 64), vocab, hidden_size)
+    warm["fused"]()
+    del warm
+    steps, sync, info = _setup(["fused"], dtype_name, n, vocab, hidden_size)
+    on_gpu = info["device"] == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
+    sync()
+    with profile(activities=activities, profile_memory=True, record_shapes=True) as prof:
+        steps["fused"]()
+        sync()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = f"fused_linear_logprob.{dtype_name}.n{n}.v{vocab}.h{hidden_size}"
+    trace, table = out_dir / f"{stem}.pt.trace.json", out_dir / f"{stem}.top_ops.txt"
+    prof.export_chrome_trace(str(trace))
+    sort_by = "self_device_time_total" if on_gpu else "self_cpu_time_total"
+    table.write_text(prof.key_averages().table(sort_by=sort_by, row_limit=40) + "\n")
+    return [trace, table]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--memory-child", nargs=5, metavar=("IMPL", "DTYPE", "N", "V", "H"), help=argparse.SUPPRESS)
@@ -257,6 +285,9 @@ def main(argv=None) -> int:
     parser.add_argument("--dtypes", nargs="+", choices=sorted(DTYPES), default=["fp32", "bf16"])
     parser.add_argument("--repeats", type=int, default=3, help="timed rounds per row (min and median reported)")
     parser.add_argument("--quick", action="store_true", help="small shapes: a smoke test, not a measurement")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile one fused call (first --dtypes, first --tokens) instead of benchmarking")
+    parser.add_argument("--profile-dir", default="runs/profile/kernels", help="where --profile writes")
     args = parser.parse_args(argv)
 
     if args.memory_child:
@@ -278,6 +309,12 @@ def main(argv=None) -> int:
     else:
         tokens = args.tokens or ([1024, 4096, 16384] if on_gpu else [1024, 4096])
         vocab, hidden = args.vocab, args.hidden or (4096 if on_gpu else 1024)
+
+    if args.profile:
+        written = profile_one_call(args.dtypes[0], tokens[0], vocab, hidden, Path(args.profile_dir))
+        print("\n".join(str(p) for p in written))
+        print(written[1].read_text())
+        return 0
 
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     memory, timing = [], {}

@@ -6,6 +6,8 @@ KL estimators of KL(pi || pi_ref) from a sample drawn from pi, with log r = ref_
     k2 = (log r)^2 / 2                            biased, low variance, always >= 0
     k3 = r - 1 - log r                            unbiased, low variance, always >= 0 (GRPO's choice)
 Gradients w.r.t. logp: k1 -> 1, k2 -> logp - ref_logp, k3 -> 1 - r.
+k3 is computed on log r clamped to +-K3_LOG_RATIO_BOUND (kernels.common, 10): exp of a large log-ratio
+overflows and its gradient 1 - r swamps the update; outside the bound the k3 term has no gradient.
 
 Clipped objective per token (minimised; the caller picks the token / sequence aggregation):
     ratio   rho  = exp(logp - old_logp)
@@ -28,9 +30,8 @@ from __future__ import annotations
 
 import torch
 
+from kernels.common import K3_LOG_RATIO_BOUND, KL_KINDS, check_policy_inputs, policy_stats
 from kernels.dispatch import resolve_backend
-
-KL_KINDS = ("k1", "k2", "k3")
 
 
 def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str, *, mask: torch.Tensor | None = None):
@@ -45,54 +46,17 @@ def kl_penalty(logp: torch.Tensor, ref_logp: torch.Tensor, kind: str, *, mask: t
     elif kind == "k2":
         kl = 0.5 * (logp - ref_logp) ** 2
     else:
-        log_ratio = ref_logp - logp
+        log_ratio = (ref_logp - logp).clamp(-K3_LOG_RATIO_BOUND, K3_LOG_RATIO_BOUND)
         kl = torch.exp(log_ratio) - log_ratio - 1.0
     if mask is not None:
         kl = torch.where(mask.bool(), kl, 0.0)
     return kl
 
 
-def _check_policy_inputs(logp, old_logp, advantages, mask, clip_low, clip_high, ref_logp, kl_kind, kl_coef,
-                         is_cap, sampling_logp):
-    for name, tensor in (("old_logp", old_logp), ("advantages", advantages), ("mask", mask),
-                         ("ref_logp", ref_logp), ("sampling_logp", sampling_logp)):
-        if tensor is not None and tensor.shape != logp.shape:
-            raise ValueError(f"{name} shape {tuple(tensor.shape)} != logp shape {tuple(logp.shape)}")
-    if not (0 <= clip_low < 1) or clip_high < 0:
-        raise ValueError(f"need 0 <= clip_low < 1 and clip_high >= 0, got clip_low={clip_low}, clip_high={clip_high}")
-    if kl_coef != 0.0 and (ref_logp is None or kl_kind is None):
-        raise ValueError("kl_coef != 0 needs both ref_logp and kl_kind")
-    if kl_kind is not None and kl_kind not in KL_KINDS:
-        raise ValueError(f"kl_kind must be one of {KL_KINDS} or None, got {kl_kind!r}")
-    if is_cap is not None and is_cap <= 0:
-        raise ValueError(f"is_cap must be positive, got {is_cap}")
-
-
-def _stats(mask_f, ratio, clipped_low, clipped_high, kl, is_weight, is_capped):
-    """Masked means, as detached 0-d tensors (no host sync: the caller decides when to .item())."""
-    denom = mask_f.sum().clamp_min(1.0)
-
-    def masked_mean(x):
-        return (torch.where(mask_f > 0, x.float(), 0.0).sum() / denom).detach()
-
-    stats = {
-        "ratio_mean": masked_mean(ratio),
-        "clip_low_fraction": masked_mean(clipped_low),
-        "clip_high_fraction": masked_mean(clipped_high),
-        "clip_fraction": masked_mean(clipped_low | clipped_high),
-    }
-    if kl is not None:
-        stats["kl_mean"] = masked_mean(kl)
-    if is_weight is not None:
-        stats["is_weight_mean"] = masked_mean(is_weight)
-        stats["is_capped_fraction"] = masked_mean(is_capped)
-    return stats
-
-
 def clipped_policy_objective_reference(logp, old_logp, advantages, mask, *, clip_low, clip_high, ref_logp=None,
                                        kl_kind=None, kl_coef=0.0, is_cap=None, sampling_logp=None):
     """Plain-torch autograd version; the contract the Triton kernel matches."""
-    _check_policy_inputs(logp, old_logp, advantages, mask, clip_low, clip_high, ref_logp, kl_kind, kl_coef,
+    check_policy_inputs(logp, old_logp, advantages, mask, clip_low, clip_high, ref_logp, kl_kind, kl_coef,
                          is_cap, sampling_logp)
     valid = mask.bool()
     mask_f = valid.float()
@@ -120,7 +84,7 @@ def clipped_policy_objective_reference(logp, old_logp, advantages, mask, *, clip
         if kl_coef != 0.0:
             loss = loss + kl_coef * kl
     loss = torch.where(valid, loss, 0.0)
-    return loss, _stats(mask_f, ratio, clipped_low, clipped_high, kl, is_weight, is_capped)
+    return loss, policy_stats(mask_f, ratio, clipped_low, clipped_high, kl, is_weight, is_capped)
 
 
 def clipped_policy_objective(logp, old_logp, advantages, mask, *, clip_low, clip_high, ref_logp=None,
@@ -129,18 +93,20 @@ def clipped_policy_objective(logp, old_logp, advantages, mask, *, clip_low, clip
 
     Stats: ratio_mean, clip_fraction, clip_low_fraction, clip_high_fraction, plus kl_mean when
     ref_logp and kl_kind are given, and is_weight_mean / is_capped_fraction with sampling_logp.
+    The call is one "clipped_policy_objective" range in torch.profiler traces.
     """
-    chosen = resolve_backend(logp, backend)
-    if chosen == "triton":
-        from kernels.kl_triton import triton_clipped_policy_objective
+    with torch.profiler.record_function("clipped_policy_objective"):
+        chosen = resolve_backend(logp, backend)
+        if chosen == "triton":
+            from kernels.kl_triton import triton_clipped_policy_objective
 
-        _check_policy_inputs(logp, old_logp, advantages, mask, clip_low, clip_high, ref_logp, kl_kind, kl_coef,
-                             is_cap, sampling_logp)
-        return triton_clipped_policy_objective(
+            check_policy_inputs(logp, old_logp, advantages, mask, clip_low, clip_high, ref_logp, kl_kind, kl_coef,
+                                is_cap, sampling_logp)
+            return triton_clipped_policy_objective(
+                logp, old_logp, advantages, mask, clip_low=clip_low, clip_high=clip_high, ref_logp=ref_logp,
+                kl_kind=kl_kind, kl_coef=kl_coef, is_cap=is_cap, sampling_logp=sampling_logp,
+            )
+        return clipped_policy_objective_reference(
             logp, old_logp, advantages, mask, clip_low=clip_low, clip_high=clip_high, ref_logp=ref_logp,
             kl_kind=kl_kind, kl_coef=kl_coef, is_cap=is_cap, sampling_logp=sampling_logp,
         )
-    return clipped_policy_objective_reference(
-        logp, old_logp, advantages, mask, clip_low=clip_low, clip_high=clip_high, ref_logp=ref_logp,
-        kl_kind=kl_kind, kl_coef=kl_coef, is_cap=is_cap, sampling_logp=sampling_logp,
-    )

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.kl import KL_KINDS, _stats
+from kernels.common import K3_LOG_RATIO_BOUND, KL_KINDS, policy_stats
 
 BLOCK = 1024
 
@@ -45,7 +45,7 @@ def _policy_terms(logp_ptr, old_ptr, adv_ptr, mask_ptr, ref_ptr, sampling_ptr, o
 @triton.jit
 def _policy_fwd_kernel(logp_ptr, old_ptr, adv_ptr, mask_ptr, ref_ptr, sampling_ptr,
                        loss_ptr, ratio_ptr, flags_ptr, weight_ptr, kl_ptr,
-                       n, ratio_low, ratio_high, kl_coef, is_cap,
+                       n, ratio_low, ratio_high, kl_coef, is_cap, k3_bound,
                        HAS_REF: tl.constexpr, KL_KIND: tl.constexpr, HAS_SAMPLING: tl.constexpr,
                        HAS_CAP: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -62,7 +62,8 @@ def _policy_fwd_kernel(logp_ptr, old_ptr, adv_ptr, mask_ptr, ref_ptr, sampling_p
         elif KL_KIND == 2:
             kl = 0.5 * diff * diff
         else:
-            kl = tl.exp(-diff) + diff - 1.0
+            log_ratio = tl.minimum(tl.maximum(-diff, -k3_bound), k3_bound)  # see K3_LOG_RATIO_BOUND
+            kl = tl.exp(log_ratio) - log_ratio - 1.0
         loss += kl_coef * kl
         tl.store(kl_ptr + offsets, kl, mask=in_range)
     loss = tl.where(valid, loss, 0.0)
@@ -75,7 +76,7 @@ def _policy_fwd_kernel(logp_ptr, old_ptr, adv_ptr, mask_ptr, ref_ptr, sampling_p
 
 @triton.jit
 def _policy_bwd_kernel(grad_out_ptr, logp_ptr, old_ptr, adv_ptr, mask_ptr, ref_ptr, sampling_ptr, grad_logp_ptr,
-                       n, ratio_low, ratio_high, kl_coef, is_cap,
+                       n, ratio_low, ratio_high, kl_coef, is_cap, k3_bound,
                        HAS_REF: tl.constexpr, KL_KIND: tl.constexpr, HAS_SAMPLING: tl.constexpr,
                        HAS_CAP: tl.constexpr, BLOCK: tl.constexpr):
     offsets = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
@@ -89,7 +90,10 @@ def _policy_bwd_kernel(grad_out_ptr, logp_ptr, old_ptr, adv_ptr, mask_ptr, ref_p
     elif KL_KIND == 2:
         grad += kl_coef * (logp - ref)
     elif KL_KIND == 3:
-        grad += kl_coef * (1.0 - tl.exp(ref - logp))
+        # Outside the clamp the KL term is constant in logp (torch.clamp passes gradient at the bound).
+        log_ratio = ref - logp
+        inside = (log_ratio >= -k3_bound) & (log_ratio <= k3_bound)
+        grad += tl.where(inside, kl_coef * (1.0 - tl.exp(tl.minimum(log_ratio, k3_bound))), 0.0)
     upstream = tl.load(grad_out_ptr + offsets, mask=in_range, other=0.0).to(tl.float32)
     grad = tl.where(valid, grad * upstream, 0.0)
     tl.store(grad_logp_ptr + offsets, grad.to(grad_logp_ptr.dtype.element_ty), mask=in_range)
@@ -142,7 +146,8 @@ def triton_clipped_policy_objective(logp, old_logp, advantages, mask, *, clip_lo
         return None if t is None else t.detach().reshape(-1).contiguous()
 
     settings = {
-        "scalars": (1.0 - clip_low, 1.0 + clip_high, float(kl_coef), float(is_cap) if is_cap is not None else 0.0),
+        "scalars": (1.0 - clip_low, 1.0 + clip_high, float(kl_coef), float(is_cap) if is_cap is not None else 0.0,
+                    K3_LOG_RATIO_BOUND),
         "flags": {"HAS_REF": use_kl, "HAS_SAMPLING": sampling_logp is not None, "HAS_CAP": is_cap is not None},
         "KL_KIND": KL_KINDS.index(kl_kind) + 1 if use_kl else 0,
     }
@@ -151,6 +156,6 @@ def triton_clipped_policy_objective(logp, old_logp, advantages, mask, *, clip_lo
         flat(ref_logp) if use_kl else None, flat(sampling_logp), settings,
     )
     mask_f = (mask != 0).reshape(-1).float()
-    stats = _stats(mask_f, ratio, (flags & 1) != 0, (flags & 2) != 0, kl,
+    stats = policy_stats(mask_f, ratio, (flags & 1) != 0, (flags & 2) != 0, kl,
                    weight if sampling_logp is not None else None, (flags & 4) != 0)
     return loss.reshape(shape), stats

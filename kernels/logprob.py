@@ -29,44 +29,23 @@ against the naive three; everything else is a few percent.
 Matmuls run in the input dtype (bf16 matmuls accumulate in fp32 inside the BLAS); everything after the
 matmul runs in fp32 (fp64 for fp64 inputs, so gradcheck works).
 
-Tokens whose target equals ignore_index (-100) get logprob 0, entropy 0 and no gradient.
+Tokens whose target equals ignore_index (-100) get logprob 0, entropy 0 and no gradient; the public
+entry drops them before either backend runs, so prompt tokens cost nothing on both.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
+from kernels.common import (
+    IGNORE_INDEX,
+    accumulation_dtype,
+    check_logprob_inputs,
+    upstream_grads,
+    vocab_tile_width,
+)
 from kernels.dispatch import resolve_backend
-
-IGNORE_INDEX = -100
-
-# Upper bound on the logits held at once by the torch path (elements). 2**24 fp32 values are 64 MiB:
-# big enough that matmuls run at full BLAS speed, small next to N x V for any realistic batch.
-TILE_ELEMENTS = 2**24
-
-
-def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def _check_inputs(hidden, weight, targets, bias, temperature):
-    if hidden.dim() < 1 or weight.dim() != 2:
-        raise ValueError(f"expected hidden [..., H] and weight [V, H], got {tuple(hidden.shape)} and {tuple(weight.shape)}")
-    if hidden.shape[-1] != weight.shape[1]:
-        raise ValueError(f"hidden size mismatch: hidden [..., {hidden.shape[-1]}] vs weight {tuple(weight.shape)}")
-    if tuple(targets.shape) != tuple(hidden.shape[:-1]):
-        raise ValueError(f"targets shape {tuple(targets.shape)} must equal hidden.shape[:-1] = {tuple(hidden.shape[:-1])}")
-    if targets.dtype not in (torch.int64, torch.int32):
-        raise ValueError(f"targets must be an integer tensor of token ids, got {targets.dtype}")
-    if hidden.dtype != weight.dtype:
-        raise ValueError(f"hidden dtype {hidden.dtype} differs from weight dtype {weight.dtype}")
-    if bias is not None and (bias.shape != (weight.shape[0],) or bias.dtype != weight.dtype):
-        raise ValueError(f"bias must be [{weight.shape[0]}] of dtype {weight.dtype}, got {tuple(bias.shape)} {bias.dtype}")
-    if not (temperature > 0 and math.isfinite(temperature)):
-        raise ValueError(f"temperature must be a positive finite number, got {temperature}")
 
 
 def logprob_reference(
@@ -80,9 +59,9 @@ def logprob_reference(
     ignore_index: int = IGNORE_INDEX,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The naive computation (full logits, log_softmax, gather): the contract the fused kernels match."""
-    _check_inputs(hidden, weight, targets, bias, temperature)
+    check_logprob_inputs(hidden, weight, targets, bias, temperature)
     logits = F.linear(hidden, weight, bias)
-    scaled = logits.to(_accumulation_dtype(hidden.dtype)) / temperature
+    scaled = logits.to(accumulation_dtype(hidden.dtype)) / temperature
     log_probs_all = torch.log_softmax(scaled, dim=-1)
     valid = targets != ignore_index
     safe_targets = torch.where(valid, targets, 0).long()
@@ -124,31 +103,16 @@ class _TileBuffers:
         return self.high[: tensor.numel()].view(tensor.shape)
 
     def shifted(self, logits, shift, temperature):
-        """logits / T - shift[:, None] in the accumulation dtype, in place where the dtypes allow."""
-        if temperature != 1.0:
-            shift = shift * temperature
-        if self.high is None:
-            shifted = logits.sub_(shift[:, None])
-        else:
-            # Up-cast first, then subtract in place: torch.sub(bf16, fp32, out=fp32) casts its bf16
-            # input into a fresh fp32 temporary, which cost a tile of page faults per call.
-            shifted = self._high_like(logits).copy_(logits).sub_(shift[:, None])
-        if temperature != 1.0:
-            shifted.div_(temperature)
-        return shifted
+        """logits / T - shift[:, None] in the accumulation dtype (shift None: logits / T), in place
+        for fp32/fp64 and into the reused up-cast tile for bf16/fp16."""
+        out = None if self.high is None else self._high_like(logits)
+        return _shift_and_scale(logits, shift, temperature, self.acc_dtype, out=out)
 
     def spare_like(self, tensor):
         """A second accumulation-dtype tile, allocated on first use (the entropy path needs two)."""
         if self.spare is None or self.spare.numel() < tensor.numel():
             self.spare = torch.empty(tensor.numel(), dtype=self.acc_dtype, device=tensor.device)
         return self.spare[: tensor.numel()].view(tensor.shape)
-
-    def scaled(self, logits, temperature):
-        """logits / T in the accumulation dtype (in place for fp32/fp64)."""
-        scaled = logits if self.high is None else self._high_like(logits).copy_(logits)
-        if temperature != 1.0:
-            scaled.div_(temperature)
-        return scaled
 
     def to_input_dtype(self, tile_grad):
         """The tile gradient in the input dtype for the matmuls; bf16 reuses the logits storage."""
@@ -169,15 +133,10 @@ class _TileBuffers:
 DEFAULT_CHUNK_TOKENS = 4096
 
 
-def default_chunk_size(n_tokens: int, vocab: int) -> int:
+def default_chunk_size(n_tokens: int) -> int:
+    """Tokens per chunk: all of them up to DEFAULT_CHUNK_TOKENS. The vocabulary does not enter: the
+    [chunk, tile] logits are bounded by tiling the vocabulary (vocab_tile_width), not the tokens."""
     return max(1, min(n_tokens, DEFAULT_CHUNK_TOKENS))
-
-
-def vocab_tile_width(chunk_tokens: int, vocab: int) -> int:
-    """Columns per vocabulary tile so that one tile holds about TILE_ELEMENTS logits (at least 64)."""
-    width = max(64, TILE_ELEMENTS // max(chunk_tokens, 1))
-    width = -(-width // 64) * 64
-    return min(vocab, width)
 
 
 def fits_one_tile(n_tokens: int, vocab: int, chunk_tokens: int) -> bool:
@@ -185,21 +144,29 @@ def fits_one_tile(n_tokens: int, vocab: int, chunk_tokens: int) -> bool:
     return chunk_tokens >= n_tokens and vocab_tile_width(chunk_tokens, vocab) >= vocab
 
 
-def _shifted_scaled(logits, shift, temperature, acc_dtype):
-    """logits / T - shift[:, None] in acc_dtype, for the one-tile path that keeps the result.
+def _shift_and_scale(logits, shift, temperature, acc_dtype, out=None):
+    """logits / T - shift[:, None] (shift None: logits / T) in acc_dtype; the one tile arithmetic of
+    every pass, so the forward's log-sum-exp and the backward's softmax round the same way.
 
-    fp32 logits are reused in place; bf16 logits need a new fp32 tile anyway (it is kept for
-    backward), so the up-cast rides on the subtraction.
+    Where it writes: logits already in acc_dtype are reused in place; bf16/fp16 logits are up-cast
+    into `out` (a reused tile buffer) when given, else into a new tensor (the one-tile path keeps the
+    result for backward, so it needs fresh storage anyway). Up-casting by copy_ and then subtracting
+    in place matters: torch.sub(bf16, fp32, out=fp32) casts its bf16 input into a fresh fp32
+    temporary, a tile of page faults per call.
     """
-    if temperature != 1.0:
+    if shift is not None and temperature != 1.0:
         shift = shift * temperature
     if logits.dtype == acc_dtype:
-        shifted = logits.sub_(shift[:, None])
+        result = logits if shift is None else logits.sub_(shift[:, None])
+    elif out is not None:
+        result = out.copy_(logits)
+        if shift is not None:
+            result.sub_(shift[:, None])
     else:
-        shifted = torch.sub(logits, shift[:, None])
+        result = logits.to(acc_dtype) if shift is None else torch.sub(logits, shift[:, None])
     if temperature != 1.0:
-        shifted.div_(temperature)
-    return shifted
+        result.div_(temperature)
+    return result
 
 
 class _WholeLinearLogprob(torch.autograd.Function):
@@ -212,12 +179,12 @@ class _WholeLinearLogprob(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, temperature, return_entropy, ignore_index):
-        acc_dtype = _accumulation_dtype(hidden.dtype)
+        acc_dtype = accumulation_dtype(hidden.dtype)
         valid = targets != ignore_index
         safe_targets = torch.where(valid, targets, 0).long()
         logits = F.linear(hidden, weight, bias)
         row_max = logits.amax(dim=1).to(acc_dtype) / temperature
-        shifted = _shifted_scaled(logits, row_max, temperature, acc_dtype)  # s - max s, in acc_dtype
+        shifted = _shift_and_scale(logits, row_max, temperature, acc_dtype)  # s - max s, in acc_dtype
         del logits
         exps = shifted.exp()
         sums = exps.sum(1)
@@ -238,10 +205,7 @@ class _WholeLinearLogprob(torch.autograd.Function):
         temperature = ctx.temperature
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         acc_dtype = log_p.dtype
-        g_logp = grad_logprobs.to(acc_dtype).masked_fill(~valid, 0.0) if grad_logprobs is not None else None
-        g_ent = None
-        if grad_entropy is not None and entropy is not None:
-            g_ent = grad_entropy.to(acc_dtype).masked_fill(~valid, 0.0)
+        g_logp, g_ent = upstream_grads(grad_logprobs, grad_entropy, entropy, valid, acc_dtype)
         if g_logp is None and g_ent is None:
             return (None,) * 7
 
@@ -271,7 +235,7 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, temperature, return_entropy, chunk_size, ignore_index):
         n_tokens, vocab = hidden.shape[0], weight.shape[0]
-        acc_dtype = _accumulation_dtype(hidden.dtype)
+        acc_dtype = accumulation_dtype(hidden.dtype)
         device = hidden.device
         valid = targets != ignore_index
         safe_targets = torch.where(valid, targets, 0).long()
@@ -301,7 +265,7 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
                 rescale = torch.exp(running_max - new_max)
                 if return_entropy:
                     # p_j s_j needs the unshifted s_j, so this path keeps a second [rows, tile] tensor.
-                    scaled = buffers.scaled(logits, temperature)
+                    scaled = buffers.shifted(logits, None, temperature)
                     exps = torch.sub(scaled, new_max[:, None], out=buffers.spare_like(scaled)).exp_()
                     running_sum.mul_(rescale).add_(exps.sum(1))
                     running_plogit.mul_(rescale).add_(exps.mul_(scaled).sum(1))
@@ -335,10 +299,7 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
         n_tokens, vocab = hidden.shape[0], weight.shape[0]
         acc_dtype = lse.dtype
         device = hidden.device
-        g_logp = grad_logprobs.to(acc_dtype).masked_fill(~valid, 0.0) if grad_logprobs is not None else None
-        g_ent = None
-        if grad_entropy is not None and entropy is not None:
-            g_ent = grad_entropy.to(acc_dtype).masked_fill(~valid, 0.0)
+        g_logp, g_ent = upstream_grads(grad_logprobs, grad_entropy, entropy, valid, acc_dtype)
         if g_logp is None and g_ent is None:
             return (None,) * 8
 
@@ -419,27 +380,45 @@ class _ChunkedLinearLogprob(torch.autograd.Function):
 
 
 def _torch_linear_logprob(hidden, weight, bias, targets, temperature, return_entropy, chunk_size, ignore_index):
-    """The torch path on the rows that have a target; the others get 0 without any compute.
-
-    Rows without a target (prompt tokens in SFT, padding) would cost the full [H] x [H, V] work and
-    then be zeroed: gathering the rows that count first saves that work, which is most of the head's
-    cost when prompts are long. Nothing is gathered when every row (or none) has a target.
-    """
-    valid = targets != ignore_index
-    n_tokens, n_valid = targets.shape[0], int(valid.sum())
-    if 0 < n_valid < n_tokens:
-        rows = valid.nonzero().squeeze(1)
-        kept_lp, kept_ent = _torch_linear_logprob(hidden.index_select(0, rows), weight, bias, targets[rows],
-                                                  temperature, return_entropy, chunk_size, ignore_index)
-        logprobs = kept_lp.new_zeros(n_tokens).index_copy(0, rows, kept_lp)
-        entropy = kept_ent.new_zeros(n_tokens).index_copy(0, rows, kept_ent) if kept_ent is not None else None
-        return logprobs, entropy
-    vocab = weight.shape[0]
-    chunk = min(chunk_size if chunk_size is not None else default_chunk_size(n_tokens, vocab), n_tokens)
+    n_tokens, vocab = hidden.shape[0], weight.shape[0]
+    chunk = min(chunk_size if chunk_size is not None else default_chunk_size(n_tokens), n_tokens)
     if fits_one_tile(n_tokens, vocab, chunk):
         return _WholeLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, ignore_index)
     return _ChunkedLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, chunk,
                                        ignore_index)
+
+
+def _run_backend(backend, hidden, weight, bias, targets, temperature, return_entropy, chunk_size, ignore_index):
+    if backend == "triton":
+        from kernels.logprob_triton import triton_linear_logprob
+
+        return triton_linear_logprob(hidden, weight, targets, bias=bias, temperature=temperature,
+                                     return_entropy=return_entropy, ignore_index=ignore_index)
+    return _torch_linear_logprob(hidden, weight, bias, targets, temperature, return_entropy, chunk_size,
+                                 ignore_index)
+
+
+def _on_rows_with_a_target(backend, hidden, weight, bias, targets, temperature, return_entropy, chunk_size,
+                           ignore_index):
+    """Run the backend on the rows that have a target only; the others get 0 without any compute.
+
+    Rows without a target (prompt tokens in SFT, padding) would cost the full [H] x [H, V] work and
+    then be zeroed: gathering the rows that count first saves that work, which is most of the head's
+    cost when prompts are long. Done here, above the backend switch, so that both backends skip the
+    same rows and agree on them. Nothing is gathered when every row has a target, nor when none has
+    (then the backend runs on all rows, so the outputs still carry a zero gradient).
+    """
+    valid = targets != ignore_index
+    n_tokens, n_valid = targets.shape[0], int(valid.sum())
+    if not 0 < n_valid < n_tokens:
+        return _run_backend(backend, hidden, weight, bias, targets, temperature, return_entropy, chunk_size,
+                            ignore_index)
+    rows = valid.nonzero().squeeze(1)
+    kept_lp, kept_ent = _run_backend(backend, hidden.index_select(0, rows), weight, bias, targets[rows],
+                                     temperature, return_entropy, chunk_size, ignore_index)
+    logprobs = kept_lp.new_zeros(n_tokens).index_copy(0, rows, kept_lp)
+    entropy = kept_ent.new_zeros(n_tokens).index_copy(0, rows, kept_ent) if kept_ent is not None else None
+    return logprobs, entropy
 
 
 def fused_linear_logprob(
@@ -458,40 +437,34 @@ def fused_linear_logprob(
 
     hidden [..., H] and targets [...] (usually [N, H] and [N]); weight [V, H]. Returns fp32 tensors
     shaped like targets (fp64 for fp64 inputs). Differentiable w.r.t. hidden, weight and bias.
+    Rows whose target is ignore_index are left out of the compute (both backends).
     chunk_size: tokens per chunk on the torch path (default 4,096); the vocabulary is tiled so that a
     tile holds about 2**24 logits (at least 64 columns); a problem that fits one tile keeps it for
-    backward; rows whose target is ignore_index are left out of the compute. The Triton path picks its
-    own blocks.
+    backward. The Triton path picks its own blocks.
     backend: "torch" or "triton"; see kernels.dispatch for the default and the environment override.
+    The forward is one "fused_linear_logprob" range in torch.profiler traces (the backward is the
+    autograd node "_...LinearLogprobBackward"), so the head's cost is findable by name.
     """
-    _check_inputs(hidden, weight, targets, bias, temperature)
-    temperature = float(temperature)
-    lead_shape = targets.shape
-    flat_hidden = hidden.reshape(-1, hidden.shape[-1])
-    flat_targets = targets.reshape(-1)
-    if not flat_hidden.is_contiguous():
-        flat_hidden = flat_hidden.contiguous()
-    n_tokens = flat_hidden.shape[0]
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    with torch.profiler.record_function("fused_linear_logprob"):
+        check_logprob_inputs(hidden, weight, targets, bias, temperature)
+        temperature = float(temperature)
+        lead_shape = targets.shape
+        flat_hidden = hidden.reshape(-1, hidden.shape[-1])
+        flat_targets = targets.reshape(-1)
+        if not flat_hidden.is_contiguous():
+            flat_hidden = flat_hidden.contiguous()
+        if chunk_size is not None and chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
 
-    chosen = resolve_backend(flat_hidden, backend)
-    if n_tokens == 0:
-        empty = flat_hidden.new_zeros(lead_shape, dtype=_accumulation_dtype(hidden.dtype))
-        return empty, (empty.clone() if return_entropy else None)
-    if chosen == "triton":
-        from kernels.logprob_triton import triton_linear_logprob
-
-        logprobs, entropy = triton_linear_logprob(
-            flat_hidden, weight, flat_targets, bias=bias, temperature=temperature,
-            return_entropy=return_entropy, ignore_index=ignore_index,
-        )
-    else:
-        logprobs, entropy = _torch_linear_logprob(flat_hidden, weight, bias, flat_targets, temperature,
-                                                  return_entropy, chunk_size, ignore_index)
-    if logprobs.shape != lead_shape:
-        # Only when the shape changes: a same-shape reshape is still a view, and FSDP2 warns that an
-        # in-place op on a view returned by a wrapped module would skip its pre-backward hook.
-        logprobs = logprobs.reshape(lead_shape)
-        entropy = entropy.reshape(lead_shape) if entropy is not None else None
-    return logprobs, entropy
+        chosen = resolve_backend(flat_hidden, backend)
+        if flat_hidden.shape[0] == 0:
+            empty = flat_hidden.new_zeros(lead_shape, dtype=accumulation_dtype(hidden.dtype))
+            return empty, (empty.clone() if return_entropy else None)
+        logprobs, entropy = _on_rows_with_a_target(chosen, flat_hidden, weight, bias, flat_targets, temperature,
+                                                   return_entropy, chunk_size, ignore_index)
+        if logprobs.shape != lead_shape:
+            # Only when the shape changes: a same-shape reshape is still a view, and FSDP2 warns that an
+            # in-place op on a view returned by a wrapped module would skip its pre-backward hook.
+            logprobs = logprobs.reshape(lead_shape)
+            entropy = entropy.reshape(lead_shape) if entropy is not None else None
+        return logprobs, entropy

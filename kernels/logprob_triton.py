@@ -10,7 +10,7 @@ Backward: GEMM-bound, so the matmuls stay with cuBLAS and Triton does the part c
 For each vocabulary tile: logits = hidden @ W_tile.T (input dtype), one elementwise Triton kernel turns
 them in place into d loss / d logits (softmax from the saved lse, entropy term, target one-hot,
 temperature), then grad_W[tile] = G.T @ hidden and grad_hidden += G @ W_tile (fp32 accumulator).
-Peak extra memory is one [N, tile] buffer in the input dtype.
+Peak extra memory is one [N, tile] buffer in the input dtype (tile: kernels.common.vocab_tile_width).
 
 Importing this module compiles nothing; @triton.jit decides between GPU compilation and the CPU
 interpreter (TRITON_INTERPRET=1) at import time, so the dispatcher imports it lazily.
@@ -22,7 +22,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels.logprob import TILE_ELEMENTS
+from kernels.common import IGNORE_INDEX, upstream_grads, vocab_tile_width
 
 
 @triton.jit
@@ -157,10 +157,7 @@ class _TritonLinearLogprob(torch.autograd.Function):
     def backward(ctx, grad_logprobs, grad_entropy):
         hidden, weight, bias, targets, valid, lse, entropy = ctx.saved_tensors
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
-        g_logp = grad_logprobs.float().masked_fill(~valid, 0.0).contiguous() if grad_logprobs is not None else None
-        g_ent = None
-        if grad_entropy is not None and entropy is not None:
-            g_ent = grad_entropy.float().masked_fill(~valid, 0.0).contiguous()
+        g_logp, g_ent = upstream_grads(grad_logprobs, grad_entropy, entropy, valid, torch.float32)
         if g_logp is None and g_ent is None:
             return (None,) * 7
         n_tokens = hidden.shape[0]
@@ -168,7 +165,7 @@ class _TritonLinearLogprob(torch.autograd.Function):
         grad_hidden = torch.zeros(hidden.shape, dtype=torch.float32, device=hidden.device) if need_hidden else None
         grad_weight = torch.empty_like(weight) if need_weight else None
         grad_bias = torch.empty_like(bias) if need_bias else None
-        tile = min(vocab, max(128, -(-(TILE_ELEMENTS // n_tokens) // 128) * 128))
+        tile = vocab_tile_width(n_tokens, vocab)
         block_n, block_v = (32, 128) if hidden.is_cuda else (16, 32)
         inv_temperature = 1.0 / ctx.temperature
 
@@ -202,7 +199,8 @@ class _TritonLinearLogprob(torch.autograd.Function):
 
 
 def triton_linear_logprob(hidden, weight, targets, *, bias=None, temperature=1.0, return_entropy=False,
-                          ignore_index=-100):
+                          ignore_index=IGNORE_INDEX):
+    """Inputs are assumed validated by kernels.logprob.fused_linear_logprob (2-D hidden, 1-D targets)."""
     if hidden.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise ValueError(f"the triton backend supports fp32/bf16/fp16, got {hidden.dtype}; use backend='torch'")
     return _TritonLinearLogprob.apply(hidden, weight, bias, targets, temperature, return_entropy, ignore_index)

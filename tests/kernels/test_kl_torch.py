@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from kernels import clipped_policy_objective, kl_penalty
+from kernels.common import K3_LOG_RATIO_BOUND
 
 
 @pytest.mark.parametrize(
@@ -88,3 +89,19 @@ def test_policy_input_errors():
         clipped_policy_objective(logp, old, adv[:3], mask, clip_low=0.2, clip_high=0.2)
     with pytest.raises(ValueError, match="kl_coef"):
         clipped_policy_objective(logp, old, adv, mask, clip_low=0.2, clip_high=0.2, kl_coef=0.1)
+
+
+def test_k3_log_ratio_is_clamped():
+    """Beyond +-K3_LOG_RATIO_BOUND k3 is flat (finite value, no gradient); inside it is untouched."""
+    bound = K3_LOG_RATIO_BOUND
+    log_ratio = torch.tensor([1.0, bound - 1.0, bound + 5.0, 500.0, -500.0], dtype=torch.float64)
+    logp = torch.zeros(5, dtype=torch.float64, requires_grad=True)
+    kl = kl_penalty(logp, logp.detach() + log_ratio, "k3")
+    kl.sum().backward()
+    clamped = log_ratio.clamp(-bound, bound)
+    torch.testing.assert_close(kl.detach(), clamped.exp() - clamped - 1)
+    torch.testing.assert_close(logp.grad, torch.tensor([1 - math.e, 1 - math.exp(bound - 1), 0.0, 0.0, 0.0],
+                                                       dtype=torch.float64))
+    # Without the clamp exp(500) is inf in fp64 too; a fp16 policy overflows already past ~11.
+    half = kl_penalty(torch.zeros(1, dtype=torch.float16), torch.full((1,), 30.0, dtype=torch.float16), "k3")
+    assert torch.isfinite(half).all()

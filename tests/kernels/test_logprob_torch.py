@@ -1,24 +1,21 @@
 """The chunked torch log-prob path against the naive fp32 log_softmax + gather reference.
 
-Tolerances (inputs are scaled so logits are O(1..5), like a trained LM head):
-  fp32: logprob/entropy atol 1e-5; gradients relative L2 error 1e-5.
-  bf16: logprob/entropy atol 5e-2 (bf16 logits carry ~3 significant digits); gradients relative L2
-        error 3e-2 against the fp32 reference computed from the same bf16-rounded inputs.
+Tolerances: tests/kernels/tolerances.py.
 """
+
+import json
 
 import pytest
 import torch
 
+import kernels.common as kernel_common
 import kernels.logprob as logprob_module
 from kernels import fused_linear_logprob, logprob_reference
-from kernels.logprob import default_chunk_size, fits_one_tile, vocab_tile_width
+from kernels.common import vocab_tile_width
+from kernels.logprob import default_chunk_size, fits_one_tile
+from tests.kernels.tolerances import TOL, relative_error
 
 torch.set_num_threads(1)
-
-TOL = {
-    torch.float32: dict(value_atol=1e-5, grad_rel=1e-5),
-    torch.bfloat16: dict(value_atol=5e-2, grad_rel=3e-2),
-}
 
 
 def make_inputs(n, h, v, dtype, *, bias=False, seed=0, n_masked=0):
@@ -32,10 +29,6 @@ def make_inputs(n, h, v, dtype, *, bias=False, seed=0, n_masked=0):
     leaves = [hidden.to(dtype).requires_grad_(), weight.to(dtype).requires_grad_()]
     leaves.append(b.to(dtype).requires_grad_() if bias else None)
     return leaves, targets
-
-
-def relative_error(actual, expected):
-    return ((actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-12)).item()
 
 
 def run_both(leaves, targets, *, temperature, entropy, chunk_size, entropy_weight=0.37):
@@ -68,7 +61,7 @@ def run_both(leaves, targets, *, temperature, entropy, chunk_size, entropy_weigh
 def test_matches_reference(dtype, temperature, entropy, bias, monkeypatch):
     # V=389 is prime: with 64-column tiles the last vocabulary tile is ragged (5 columns); chunk 7
     # leaves a ragged last chunk of the 27 tokens with a target and makes grad_W accumulate across chunks.
-    monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 7 * 64)
+    monkeypatch.setattr(kernel_common, "TILE_ELEMENTS", 7 * 64)
     assert vocab_tile_width(7, 389) == 64
     leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=6)
     (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
@@ -92,7 +85,7 @@ def test_matches_reference(dtype, temperature, entropy, bias, monkeypatch):
 @pytest.mark.parametrize("bias", [False, True])
 def test_one_tile_path_matches_reference(dtype, temperature, entropy, bias):
     """Default sizes on a small problem: the whole [N, V] fits one tile, kept from forward to backward."""
-    assert fits_one_tile(33, 389, default_chunk_size(33, 389))
+    assert fits_one_tile(33, 389, default_chunk_size(33))
     leaves, targets = make_inputs(33, 24, 389, dtype, bias=bias, n_masked=5)
     (lp, ent), (ref_lp, ref_ent), grads, ref_grads = run_both(
         leaves, targets, temperature=temperature, entropy=entropy, chunk_size=None)
@@ -111,7 +104,7 @@ def test_one_tile_path_matches_reference(dtype, temperature, entropy, bias):
 def test_one_tile_and_chunked_paths_agree(monkeypatch):
     leaves, targets = make_inputs(20, 12, 101, torch.float32, bias=True, n_masked=3)
     whole, _, whole_grads, _ = run_both(leaves, targets, temperature=0.9, entropy=True, chunk_size=None)
-    monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 64)
+    monkeypatch.setattr(kernel_common, "TILE_ELEMENTS", 64)
     assert not fits_one_tile(20, 101, 20)
     tiled, _, tiled_grads, _ = run_both(leaves, targets, temperature=0.9, entropy=True, chunk_size=None)
     for a, b in zip([*whole, *whole_grads], [*tiled, *tiled_grads]):
@@ -194,7 +187,7 @@ def test_single_token(dtype):
 
 
 def test_chunk_size_does_not_change_results(monkeypatch):
-    monkeypatch.setattr(logprob_module, "TILE_ELEMENTS", 64)
+    monkeypatch.setattr(kernel_common, "TILE_ELEMENTS", 64)
     leaves, targets = make_inputs(20, 12, 101, torch.float32, bias=True, n_masked=3)
     results = []
     for chunk in (1, 3, 20, None):
@@ -266,9 +259,60 @@ def test_bad_inputs_are_named():
         fused_linear_logprob(hidden, weight.double(), torch.zeros(3, dtype=torch.long))
 
 
-def test_default_tiles_bound_memory():
-    assert default_chunk_size(16384, 151_936) == 4096
-    assert default_chunk_size(5, 10) == 5
-    assert default_chunk_size(4096, 151_936) * vocab_tile_width(4096, 151_936) <= 2**24
+def test_default_chunk_and_tile_sizes():
+    """The default sizes: at most 4,096 tokens per chunk, [chunk, tile] within 2**24 logits."""
+    assert default_chunk_size(16384) == 4096
+    assert default_chunk_size(5) == 5
+    assert default_chunk_size(4096) * vocab_tile_width(4096, 151_936) <= 2**24
     assert vocab_tile_width(1, 151_936) == 151_936  # one token: the whole vocabulary in one tile
     assert vocab_tile_width(4096, 100) == 100
+    assert vocab_tile_width(3000, 151_936) % 64 == 0
+
+
+def _peak_allocated_bytes(fn, trace_path) -> int:
+    """Most bytes torch's CPU allocator held at once during fn(), above what it held before.
+
+    Read from a torch.profiler memory trace: every allocation and free is an event carrying the
+    allocator's running total, so this sees each tile, gradient and temporary torch allocates.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    prof.export_chrome_trace(str(trace_path))
+    events = [e["args"] for e in json.loads(trace_path.read_text())["traceEvents"] if e.get("name") == "[memory]"]
+    assert events, "the profiler recorded no allocation"
+    baseline = events[0]["Total Allocated"] - events[0]["Bytes"]
+    return max(e["Total Allocated"] for e in events) - baseline
+
+
+def test_tiled_path_peak_memory_is_a_few_tiles(monkeypatch, tmp_path):
+    """Measured: forward + backward hold the gradients plus a few [chunk, tile] tiles, not [N, V].
+
+    TILE_ELEMENTS is lowered so that a CPU-test-sized problem (N x V = 4M logits) spans 64 tiles;
+    the naive log_softmax + gather is measured the same way for scale.
+    """
+    n, hid, vocab = 512, 32, 8192
+    gen = torch.Generator().manual_seed(0)
+    hidden = torch.randn(n, hid, generator=gen).requires_grad_()
+    weight = torch.randn(vocab, hid, generator=gen).requires_grad_()
+    targets = torch.randint(0, vocab, (n,), generator=gen)
+
+    def fused():
+        lp, _ = fused_linear_logprob(hidden, weight, targets, backend="torch")
+        lp.sum().backward()
+
+    def naive():
+        lp = torch.log_softmax(hidden @ weight.t(), -1).gather(-1, targets[:, None])
+        lp.sum().backward()
+
+    monkeypatch.setattr(kernel_common, "TILE_ELEMENTS", 2**16)
+    assert not fits_one_tile(n, vocab, default_chunk_size(n))
+    tile_bytes = n * vocab_tile_width(n, vocab) * 4
+    grad_bytes = (n + vocab) * hid * 4
+    fused_peak = _peak_allocated_bytes(fused, tmp_path / "fused.json")
+    hidden.grad = weight.grad = None
+    naive_peak = _peak_allocated_bytes(naive, tmp_path / "naive.json")
+    assert fused_peak <= grad_bytes + 3 * tile_bytes, (fused_peak, grad_bytes, tile_bytes)
+    assert naive_peak >= 2 * n * vocab * 4  # logits and their log-softmax at least
+    assert fused_peak * 8 < naive_peak

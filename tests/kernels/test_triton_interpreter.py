@@ -4,7 +4,7 @@ Triton reads TRITON_INTERPRET when its own library (triton.language) is imported
 switched on inside a process that already imported triton. Without a GPU this file therefore re-runs
 itself in a child pytest with TRITON_INTERPRET=1 set from the start; the kernel tests proper only run
 where Triton can execute them (a GPU, or that child).
-Tolerances as in test_logprob_torch (the interpreter's bf16 matmul runs on fp32 operands).
+Tolerances: tests/kernels/tolerances.py (the interpreter's bf16 matmul runs on fp32 operands).
 """
 
 import os
@@ -15,8 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from kernels import clipped_policy_objective_reference, logprob_reference
+from kernels import clipped_policy_objective_reference, fused_linear_logprob, logprob_reference
+from kernels.common import IGNORE_INDEX, K3_LOG_RATIO_BOUND
 from kernels.dispatch import triton_importable, triton_interpreter_enabled
+from tests.kernels.tolerances import TOL, relative_error
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 CAN_RUN_TRITON = triton_importable() and (DEVICE == "cuda" or triton_interpreter_enabled())
@@ -44,16 +46,6 @@ def triton_modules():
     from kernels import kl_triton, logprob_triton
 
     return logprob_triton, kl_triton
-
-
-TOL = {
-    torch.float32: dict(value_atol=1e-5, grad_rel=1e-5),
-    torch.bfloat16: dict(value_atol=5e-2, grad_rel=3e-2),
-}
-
-
-def relative_error(actual, expected):
-    return ((actual.double() - expected.double()).norm() / expected.double().norm().clamp_min(1e-12)).item()
 
 
 @needs_triton_runtime
@@ -170,3 +162,82 @@ def test_dispatcher_routes_to_triton_with_tied_embeddings(triton_modules, monkey
     assert lp.shape == targets.shape
     torch.testing.assert_close(lp, ref_lp, atol=1e-5, rtol=0)
     assert relative_error(grad, ref_grad) < 1e-5
+
+
+@needs_triton_runtime
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_backends_agree_on_prompt_rows(triton_modules, monkeypatch, dtype):
+    """SFT-shaped input: each sequence starts with prompt rows (IGNORE_INDEX targets) and pads.
+
+    Both backends go through fused_linear_logprob, which drops those rows before the backend
+    switch: the Triton kernel must see only the rows with a target, and Triton and torch must give
+    the same log-probs, entropies and gradients (hidden, weight, bias), with zeros on prompt rows.
+    """
+    logprob_mod, _ = triton_modules
+    seen_rows = []
+    real = logprob_mod.triton_linear_logprob
+
+    def spy(hidden, *args, **kwargs):
+        seen_rows.append(hidden.shape[0])
+        return real(hidden, *args, **kwargs)
+
+    monkeypatch.setattr(logprob_mod, "triton_linear_logprob", spy)
+    gen = torch.Generator().manual_seed(5)
+    batch, seq, hid, vocab = 2, 12, 16, 45
+    hidden = (torch.randn(batch, seq, hid, generator=gen) / hid**0.25).to(dtype)
+    weight = (torch.randn(vocab, hid, generator=gen) / hid**0.25).to(dtype)
+    bias = (torch.randn(vocab, generator=gen) * 0.5).to(dtype)
+    targets = torch.randint(0, vocab, (batch, seq), generator=gen)
+    targets[0, :5] = IGNORE_INDEX  # prompt
+    targets[1, :3] = IGNORE_INDEX  # prompt
+    targets[1, -2:] = IGNORE_INDEX  # padding
+    upstream = torch.linspace(-1, 2, batch * seq, device=DEVICE).reshape(batch, seq)
+
+    def run(backend):
+        leaves = [x.clone().to(DEVICE).requires_grad_() for x in (hidden, weight, bias)]
+        lp, ent = fused_linear_logprob(leaves[0], leaves[1], targets.to(DEVICE), bias=leaves[2], temperature=0.7,
+                                       return_entropy=True, backend=backend)
+        loss = (lp * upstream).sum() + 0.3 * (ent * upstream.flip(0)).sum()
+        return lp, ent, torch.autograd.grad(loss, leaves)
+
+    lp, ent, grads = run("triton")
+    ref_lp, ref_ent, ref_grads = run("torch")
+    n_target = int((targets != IGNORE_INDEX).sum())
+    assert seen_rows == [n_target] and n_target < batch * seq
+    tol = TOL[dtype]
+    prompt = (targets == IGNORE_INDEX).to(DEVICE)
+    assert torch.all(lp[prompt] == 0) and torch.all(ent[prompt] == 0)
+    assert torch.all(grads[0][prompt] == 0)
+    torch.testing.assert_close(lp, ref_lp, atol=tol["value_atol"], rtol=0)
+    torch.testing.assert_close(ent, ref_ent, atol=tol["value_atol"], rtol=0)
+    for got, want in zip(grads, ref_grads):
+        assert got.dtype == dtype
+        assert relative_error(got, want) < tol["grad_rel"]
+
+
+@needs_triton_runtime
+def test_triton_k3_clamp_matches_reference(triton_modules):
+    """Log-ratios beyond +-K3_LOG_RATIO_BOUND: both backends clamp, give finite equal losses, and the
+    KL term passes no gradient there; inside the bound the usual 1 - r."""
+    _, kl_mod = triton_modules
+    bound = K3_LOG_RATIO_BOUND
+    log_ratio = torch.tensor([0.5, -3.0, bound - 0.5, -(bound - 0.5), bound + 20.0, -(bound + 90.0), 200.0])
+    logp = torch.full_like(log_ratio, -2.0)
+    ref = logp + log_ratio
+    zeros, mask = torch.zeros_like(logp), torch.ones_like(logp)
+    kwargs = dict(clip_low=0.2, clip_high=0.2, ref_logp=ref.to(DEVICE), kl_kind="k3", kl_coef=1.0)
+
+    x = logp.clone().to(DEVICE).requires_grad_()
+    loss, _ = kl_mod.triton_clipped_policy_objective(x, logp.to(DEVICE), zeros.to(DEVICE), mask.to(DEVICE), **kwargs)
+    loss.sum().backward()
+    y = logp.clone().to(DEVICE).requires_grad_()
+    ref_loss, _ = clipped_policy_objective_reference(y, logp.to(DEVICE), zeros.to(DEVICE), mask.to(DEVICE), **kwargs)
+    ref_loss.sum().backward()
+
+    clamped = log_ratio.clamp(-bound, bound)
+    expected = (clamped.exp() - clamped - 1).to(DEVICE)
+    expected_grad = torch.where(log_ratio.abs() <= bound, 1 - log_ratio.clamp(max=bound).exp(), 0.0).to(DEVICE)
+    for got, grad in ((loss, x.grad), (ref_loss, y.grad)):
+        assert torch.isfinite(got).all() and torch.isfinite(grad).all()
+        torch.testing.assert_close(got.detach(), expected, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,77 @@
+"""`make gpu-check` on a machine without a GPU, and its driver's isolation of one check from another.
+
+The checks themselves need CUDA; what CI can prove is that the script runs nothing and exits 0
+without a GPU, that a check's failure or hang becomes a row of the table instead of ending the run,
+and that any failed check makes the exit status non-zero.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from imagine.bench import gpu_check
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_without_a_gpu_it_says_so_runs_nothing_and_exits_0(tmp_path):
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, "-m", "imagine.bench.gpu_check", "--work", str(tmp_path / "w")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "no CUDA GPU" in proc.stdout and "nothing was run" in proc.stdout
+    assert not (tmp_path / "w").exists()  # no check created its scratch directory
+
+
+def test_a_failing_check_does_not_hide_the_others(monkeypatch, capsys):
+    ran = []
+
+    def fake_child(name, work, limit):
+        ran.append(name)
+        ok = name != "sft"
+        return gpu_check._result(ok, [[name, "numbers", "ok" if ok else "FAILED"]], "" if ok else "boom")
+
+    monkeypatch.setattr(gpu_check, "gpu_available", lambda: True)
+    monkeypatch.setattr(gpu_check, "run_child", fake_child)
+    assert gpu_check.main([]) == 1
+    out = capsys.readouterr().out
+    assert ran == list(gpu_check.CHECKS)
+    for name in gpu_check.CHECKS:
+        assert f"| {name} | numbers |" in out
+    assert "FAILED: sft" in out and "boom" in out
+
+
+def test_a_real_child_reports_its_failure_as_a_row(tmp_path):
+    """The logprob check raises on a CPU machine (no CUDA device); the child still hands the parent a
+    result row naming the error, with the traceback as detail."""
+    result = gpu_check.run_child("logprob", tmp_path, limit=120)
+    assert result["ok"] is False
+    assert result["rows"][0][0] == "logprob" and result["rows"][0][2] == "ERROR"
+    assert "Traceback" in result["detail"]
+
+
+def test_a_hanging_child_is_killed_with_what_it_started(tmp_path):
+    """A check that hangs (here: a child that started a grandchild, as sft starts train.py) is cut at
+    its limit, and its whole process group goes with it, so nothing keeps the GPU busy."""
+    marker = tmp_path / "grandchild.pid"
+    script = ("import subprocess, sys, time; "
+              f"p = subprocess.Popen(['sleep', '120']); open({str(marker)!r}, 'w').write(str(p.pid)); "
+              "time.sleep(120)")
+    start = time.perf_counter()
+    result = gpu_check.run_child("sft", tmp_path, limit=3, command=[sys.executable, "-c", script])
+    assert time.perf_counter() - start < 30
+    assert result["ok"] is False and result["rows"][0][2] == "TIMEOUT"
+    status = Path(f"/proc/{int(marker.read_text())}/status")
+    time.sleep(0.2)
+    # Gone, or a zombie waiting for whichever process adopted it to reap it: not running either way.
+    assert not status.exists() or "\nState:\tZ" in status.read_text()
+
+
+@pytest.mark.parametrize("name", list(gpu_check.CHECKS))
+def test_every_check_has_a_time_limit_within_ten_minutes(name):
+    assert name in gpu_check.CHECK_LIMITS
+    assert sum(gpu_check.CHECK_LIMITS.values()) <= 600
