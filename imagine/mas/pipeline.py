@@ -22,7 +22,6 @@ from imagine.tasks.travelplanner.schema import Query
 
 ERRORS_EXIST = "Errors exist."
 NO_ERRORS_VERDICT = "No errors."
-ROLE_PROMPTS = {"reasoner": "reasoner", "judge": "judge", "reflector": "reflector"}
 
 
 class QueryFailed(Exception):
