@@ -420,7 +420,7 @@ def add_flights(real_db: str | Path, out: str | Path, cfg: SynthConfig | None = 
             reader = csv.reader(fh)
             header = next(reader, None)
             if header != layout.FLIGHT_COLUMNS:
-                raise ValueError(f"{flights_path}: unexpected header {header}")
+                raise DataError(f"{flights_path}: unexpected header {header}")
             real_rows = [row for row in reader if row]
     numbers = {row[0] for row in real_rows}
     skip = {(row[6], row[7], row[5]) for row in real_rows}

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from imagine.cli import main
-from imagine.io import read_jsonl
+from imagine.io import DataError, read_jsonl
 from imagine.sandbox.database import Database
 from imagine.sandbox.synth import SynthConfig, synthesize
 from imagine.tasks.travelplanner import templates
@@ -75,6 +75,13 @@ def test_budget_formula_hand_checked():
     # hard filters: the pets rule removes every listing -> the official generator resamples
     with pytest.raises(BudgetRejected):
         estimate_budget(fake, "A", ["X"], dates[:3], 2, "hard", dict(none, **{"house rule": "pets"}), 3)
+
+
+def test_a_database_without_cities_is_a_data_error():
+    """imagine queries gen builds the generator outside any except: a plain ValueError was a traceback."""
+    empty = SimpleNamespace(root="db", city_state={}, state_cities={}, flights=[])
+    with pytest.raises(DataError, match="db: the database has no cities"):
+        Generator(empty, GenConfig(n=1))
 
 
 def test_r100_is_bankers_rounding():
