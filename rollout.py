@@ -98,5 +98,15 @@ def _max_positions(model_dir: str) -> int:
     return int(cfg.get("max_position_embeddings", 4096))
 
 
+def _cli() -> int:
+    from imagine.errors import UserError
+
+    try:
+        return main()
+    except UserError as exc:
+        print(f"rollout.py: error: {exc}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(_cli())

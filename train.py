@@ -30,9 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from imagine.config import ConfigError
-    from imagine.io import DataError
-    from imagine.models.fast_tokenizer import TokenizerMismatch
+    from imagine.errors import UserError
 
     try:
         if args.stage == "sft":
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return grpo_main(args.config, args.overrides)
         raise AssertionError(f"unhandled stage {args.stage}")
-    except (ConfigError, DataError, TokenizerMismatch, FileNotFoundError) as exc:
+    except (UserError, FileNotFoundError) as exc:
         print(f"train.py {args.stage}: error: {exc}", file=sys.stderr)
         return 2
 

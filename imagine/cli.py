@@ -3,6 +3,10 @@
 Each subcommand lives in its own module exposing ``register(subparsers)``; the module is imported
 only to build the parser, and heavy imports (torch, transformers) stay inside the handlers so that
 ``imagine eval`` starts in a fraction of a second.
+
+Bad input anywhere below surfaces as a :class:`imagine.errors.UserError` subclass; ``main`` turns it into
+a one-line message and exit code 2. ``UserError`` is re-exported here for callers that imported it
+from this module before it moved down to ``imagine.errors``.
 """
 
 from __future__ import annotations
@@ -11,8 +15,7 @@ import argparse
 import importlib
 import sys
 
-from imagine.config import ConfigError
-from imagine.io import DataError
+from imagine.errors import UserError
 
 # One line per command group; each module defines register(subparsers).
 COMMAND_MODULES = [
@@ -23,10 +26,6 @@ COMMAND_MODULES = [
     "imagine.mas.cli",  # imagine mas run / report
     "imagine.demo",  # imagine demo
 ]
-
-
-class UserError(Exception):
-    """An error caused by the user's input; printed without a traceback, exit code 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = args.func(args)
-    except (UserError, ConfigError, DataError, FileNotFoundError) as exc:
+    except UserError as exc:
         print(f"imagine {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

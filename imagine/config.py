@@ -15,10 +15,12 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
+from imagine.errors import UserError
+
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config value or key is invalid; the message names the dotted key and its source."""
 
 
@@ -37,15 +39,18 @@ def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
         args = get_args(tp)
         if value is None and type(None) in args:
             return None
+        # With one real alternative (``Spec | None``), its own error already names the full key, e.g.
+        # a typo deep inside an optional section; a summary would hide which nested key was wrong.
+        options = [arg for arg in args if arg is not type(None)]
         errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
+        for arg in options:
             try:
                 return _coerce(value, arg, key, source)
             except ConfigError as exc:
+                if len(options) == 1:
+                    raise
                 errors.append(str(exc))
-        raise ConfigError(f"config key {where}: {value!r} matches none of {_type_name(tp)}")
+        raise ConfigError(f"config key {where}: {value!r} matches none of {_type_name(tp)} ({'; '.join(errors)})")
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:

@@ -15,8 +15,10 @@ from typing import Any
 
 import orjson
 
+from imagine.errors import UserError
 
-class DataError(ValueError):
+
+class DataError(UserError, ValueError):
     """Bad input data; the message names the file and line."""
 
 

@@ -60,6 +60,35 @@ def test_bad_yaml_names_file_and_key(tmp_path):
         load_config(Cfg, path)
 
 
+def test_errors_inside_an_optional_section_name_the_full_key_and_file(tmp_path):
+    """``model.init_from_config`` is ``TinyModelSpec | None``: the union used to swallow the nested error
+    and report only ``'model.init_from_config' matches none of ...``, so the user could not see which key."""
+    from imagine.train.config import SFTConfig
+
+    path = tmp_path / "sft.yaml"
+    path.write_text("model:\n  init_from_config:\n    hiden_size: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'model\.init_from_config\.hiden_size' in .*sft\.yaml"):
+        load_config(SFTConfig, path)
+    path.write_text("model:\n  tokenizer: tok\n  init_from_config:\n    hidden_size: 3\n")
+    with pytest.raises(ConfigError, match=r"'model\.init_from_config\.hidden_size' in .*sft\.yaml \+ overrides: "
+                                          r"expected an integer, got 'abc'"):
+        load_config(SFTConfig, path, ["model.init_from_config.hidden_size=abc"])
+    with pytest.raises(ConfigError, match=r"'model\.init_from_config\.hidden_size' in overrides"):
+        load_config(SFTConfig, None, ["model.init_from_config.hidden_size=abc"])
+    cfg = load_config(SFTConfig, path, ["model.init_from_config.head_dim=8"])
+    assert (cfg.model.init_from_config.hidden_size, cfg.model.init_from_config.head_dim) == (3, 8)
+
+
+def test_a_union_of_several_types_lists_why_each_failed():
+    @dataclass
+    class Either:
+        size: int | list[int] = 1
+
+    with pytest.raises(ConfigError, match=r"'size' in overrides: 'big' matches none of .*expected an integer.*"
+                                          r"expected a list"):
+        load_config(Either, None, ["size=big"])
+
+
 def test_jsonl_roundtrip_and_errors(tmp_path):
     path = tmp_path / "a.jsonl"
     write_jsonl(path, [{"a": 1}, {"b": [1, 2]}])

@@ -35,8 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from imagine.cli import UserError
     from imagine.config import load_config
+    from imagine.errors import UserError
     from imagine.mas.config import MasConfig
     from imagine.mas.dataset import SFT_FILE, build_dataset
     from imagine.mas.runner import load_queries, read_traces, run_sync, stderr_progress
@@ -67,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from imagine.cli import UserError
+    from imagine.errors import UserError
     from imagine.io import atomic_write_bytes
     from imagine.mas.report import render, summarize
     from imagine.mas.runner import TRACES

@@ -16,11 +16,13 @@ import time
 import unicodedata
 from collections.abc import Sequence
 
+from imagine.errors import UserError
+
 # The GPT-2 pre-tokenization regex, which HF's ByteLevel(use_regex=True) applies.
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
-class TokenizerMismatch(ValueError):
+class TokenizerMismatch(UserError, ValueError):
     """tiktoken cannot reproduce the HF tokenizer; the message names the first differing text."""
 
 

@@ -41,7 +41,7 @@ def _info(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     import time
 
-    from imagine.cli import UserError
+    from imagine.errors import UserError
     from imagine.sandbox.database import Database
     from imagine.sandbox.synth import SynthConfig, add_flights, real_flights_config, synthesize
 

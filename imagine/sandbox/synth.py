@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
+from imagine.io import DataError
 from imagine.sandbox import database as layout
 
 # Real state and city names: queries read naturally and the NL templates need no special casing.
@@ -409,7 +410,7 @@ def add_flights(real_db: str | Path, out: str | Path, cfg: SynthConfig | None = 
     for rel in (layout.ACCOMMODATIONS, layout.ATTRACTIONS, layout.RESTAURANTS, layout.DISTANCES,
                 layout.CITY_STATES, layout.CITY_SET, layout.STATE_SET):
         if not (src / rel).is_file():
-            raise FileNotFoundError(f"{src / rel}: missing database file")
+            raise DataError(f"{src / rel}: missing database file")
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / rel, root / rel)
     real_rows: list[list] = []
@@ -419,7 +420,7 @@ def add_flights(real_db: str | Path, out: str | Path, cfg: SynthConfig | None = 
             reader = csv.reader(fh)
             header = next(reader, None)
             if header != layout.FLIGHT_COLUMNS:
-                raise ValueError(f"{flights_path}: unexpected header {header}")
+                raise DataError(f"{flights_path}: unexpected header {header}")
             real_rows = [row for row in reader if row]
     numbers = {row[0] for row in real_rows}
     skip = {(row[6], row[7], row[5]) for row in real_rows}

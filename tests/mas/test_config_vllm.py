@@ -45,16 +45,16 @@ def test_vllm_backend_chats_with_a_tiny_local_model(tmp_path, monkeypatch):
 
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "0")  # in-process engine, as rollout.py runs it
     monkeypatch.setenv("VLLM_CPU_KVCACHE_SPACE", "2")
-    _, tok = tiny_model_and_tokenizer(tmp_path)
+    model, tok = tiny_model_and_tokenizer(tmp_path)
     tok.chat_template = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
                          "{% endfor %}<|im_start|>assistant\n")
     tok.save_pretrained(tmp_path / "m")
-    role = RoleConfig(backend="vllm", model=str(tmp_path / "m"), max_tokens=8, temperature=1.0,
+    role = RoleConfig(backend="vllm", model=str(tmp_path / "m"), max_tokens=8, temperature=0.0,
                       vllm_args={"dtype": "float32", "max_model_len": 256, "enforce_eager": True})
     backend = VLLMLocalBackend(role)
+    prompts = ["from Rockford to", "Flight Number:", "<think>plan"]
 
     async def main():
-        prompts = ["from Rockford to", "Flight Number:", "<think>plan"]
         try:
             return await asyncio.gather(*(backend.chat([{"role": "user", "content": p}]) for p in prompts))
         finally:
@@ -62,6 +62,17 @@ def test_vllm_backend_chats_with_a_tiny_local_model(tmp_path, monkeypatch):
 
     results = asyncio.run(main())
     assert len(results) == 3 and backend.generate_calls == 1  # concurrent chats went in one batch
-    for result in results:
-        assert isinstance(result.text, str)
-        assert result.usage["prompt_tokens"] > 0 and 0 < result.usage["completion_tokens"] <= 8
+    # Greedy, so each reply must be the model's own continuation of its own prompt: transformers'
+    # greedy decode of the same chat, with vLLM's detokenization (special tokens skipped). A reply
+    # routed to the wrong chat in the batch, or a wrong prompt, fails here.
+    import torch
+
+    for prompt, result in zip(prompts, results):
+        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
+                                      tokenize=True)
+        ids = list(ids["input_ids"]) if hasattr(ids, "keys") else list(ids)
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), max_new_tokens=8, do_sample=False,
+                                 pad_token_id=tok.pad_token_id)[0, len(ids):].tolist()
+        assert result.usage == {"prompt_tokens": len(ids), "completion_tokens": len(out)}
+        assert (result.text, result.reasoning) == split_reasoning(tok.decode(out, skip_special_tokens=True))

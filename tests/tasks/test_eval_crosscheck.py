@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from imagine.tasks.travelplanner.checks_batch import BatchChecker
 from imagine.tasks.travelplanner.evaluate import evaluate_reference
 from imagine.tasks.travelplanner.lookup import IndexedLookup, ScanLookup
-from imagine.tasks.travelplanner.parse import REFLECTION_MARKER, parse_output
+from imagine.tasks.travelplanner.parse import REFLECTION_MARKER, check_plan_shape, parse_output
 from imagine.tasks.travelplanner.perturb import perturbed_pairs
 from imagine.tasks.travelplanner.reward import RewardConfig, compute_rewards
 
@@ -111,10 +111,26 @@ def test_checker_never_raises_and_paths_agree(tp_db, base, plan):
               st.text(max_size=50), st.lists(day_dicts, max_size=8).map(json.dumps)),
 ))
 def test_parser_and_reward_never_raise(tp_db, base, text):
+    """Beyond not raising: the verdict is consistent with what was parsed, and the reward follows it."""
     parsed = parse_output(text)
-    assert parsed.format_ok in (True, False)
-    rewards = compute_rewards(BatchChecker(tp_db), [base[0][0]], [text], RewardConfig())
-    assert -1.0 <= rewards[0].total <= 2.5
+    if parsed.format_ok:
+        assert parsed.error is None and parsed.think is not None
+        assert parsed.plan and check_plan_shape(parsed.plan) is None
+    else:
+        assert parsed.error
+    if (text.startswith("<think>") and text.endswith("\n```") and text.count("<think>") == 1
+            and text.count("</think>") == 1 and text.count("```") == 2):
+        # the well-formed template around a list of (possibly broken) days: only the days can fail it
+        assert parsed.format_ok == (check_plan_shape(json.loads(text.split("```json\n", 1)[1][:-4])) is None)
+    cfg = RewardConfig()
+    reward = compute_rewards(BatchChecker(tp_db), [base[0][0]], [text], cfg)[0]
+    assert reward.format_ok == parsed.format_ok
+    if not parsed.format_ok:
+        assert reward.total == cfg.format_penalty and reward.error == parsed.error
+    else:
+        assert reward.reflection == (cfg.reflection_bonus if parsed.has_reflection else -cfg.reflection_bonus)
+        assert 0.0 <= reward.commonsense <= 1.0 and 0.0 <= reward.hard <= 1.0
+        assert reward.total == pytest.approx(reward.commonsense + reward.hard + reward.reflection)
 
 
 def test_strict_checks_flight_dates_and_three_day_destination(tp_db, base):

@@ -11,7 +11,7 @@ import pytest
 from imagine.sandbox.database import Database
 from imagine.sandbox.synth import SynthConfig, synthesize
 from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.evaluate import COMMONSENSE, evaluate_plan
+from imagine.tasks.travelplanner.evaluate import COMMONSENSE
 from imagine.tasks.travelplanner.generate import GenConfig, Generator
 from imagine.tasks.travelplanner.reference import NO_ROUTE, build_reference, reference_cities
 from imagine.tasks.travelplanner.schema import Query, query_from_record
@@ -21,7 +21,7 @@ from tests.conftest import TP, require_shared
 
 def _assert_passes(db, query, plan):
     for strict in (False, True):  # honest witnesses pass the official semantics and the strict mode
-        result = evaluate_plan(db, query, plan, strict=strict)
+        result = BatchChecker(db).check_one(query, plan, strict=strict)
         assert result.commonsense == {name: True for name in COMMONSENSE}, (strict, result.reasons)
         assert result.hard is not None and not any(v is False for v in result.hard.values()), result.reasons
         assert result.hard["valid_cost"] is True

@@ -14,7 +14,7 @@ import threading
 import time
 from typing import Any
 
-from imagine.cli import UserError
+from imagine.errors import UserError
 from imagine.mas.backends.base import BackendError, ChatContext, ChatResult
 from imagine.mas.config import RoleConfig
 

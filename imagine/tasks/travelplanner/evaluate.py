@@ -3,6 +3,10 @@ then the 5 hard constraints (eval spec §5-§7).
 
 Where the official code raises (Q11, Q16, Q18) the affected constraint fails and ``reasons`` records
 ``crash: ...``; nothing here raises on any plan.
+
+This module is the bottom of the evaluator: the batch checker (``checks_batch.py``) builds on its
+result type and falls back to its reference path, so nothing here imports the batch checker. To
+score plans against a database, use ``BatchChecker(db).check_one``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from imagine.tasks.travelplanner.checks_reference import ReferenceChecker
-from imagine.tasks.travelplanner.lookup import IndexedLookup, ScanLookup
 from imagine.tasks.travelplanner.schema import Query
 
 COMMONSENSE = (
@@ -114,18 +117,3 @@ def evaluate_reference(lookup, query: Query, plan: Any, strict: bool = False) ->
         return PlanResult(True, commonsense, None, reasons)
     hard = {name: _run(checker, name, reasons) for name in HARD}
     return PlanResult(True, commonsense, hard, reasons)
-
-
-def evaluate_plan(db, query: Query, plan: Any, strict: bool = False) -> PlanResult:
-    """Score one plan with the indexed database (the batch checker's semantics, one plan at a time)."""
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
-
-    return BatchChecker(db).check([(query, plan)], strict=strict)[0]
-
-
-def scan_lookup(db) -> ScanLookup:
-    return ScanLookup(db)
-
-
-def indexed_lookup(db) -> IndexedLookup:
-    return IndexedLookup(db)

@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from imagine.io import DataError
 from imagine.tasks.travelplanner.budget import BudgetRejected, estimate_budget
 from imagine.tasks.travelplanner.dedup import ExcludeSet, PlaceFinder, record_key
 from imagine.tasks.travelplanner.reference import build_reference
@@ -122,7 +123,7 @@ class Generator:
         if self.min_state_flights is None:
             self.min_state_flights = 10 if len(db.flights) >= 1_000_000 else 3
         if not self.cities:
-            raise ValueError(f"{db.root}: the database has no cities")
+            raise DataError(f"{db.root}: the database has no cities")
 
     @staticmethod
     def places(db) -> PlaceFinder:

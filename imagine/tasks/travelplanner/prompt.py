@@ -8,7 +8,7 @@ student on a distribution it never saw.
 
 from __future__ import annotations
 
-from imagine.mas.prompts import fill, load_prompt
+from imagine.tasks.travelplanner.prompts import fill, load_prompt
 from imagine.tasks.travelplanner.reference import build_reference, render_reference
 from imagine.tasks.travelplanner.schema import Query
 

@@ -38,7 +38,7 @@ def _gen(args: argparse.Namespace) -> int:
     from collections import Counter
     from pathlib import Path
 
-    from imagine.cli import UserError
+    from imagine.errors import UserError
     from imagine.io import JsonlAppender, atomic_write_json, iter_jsonl
     from imagine.sandbox.database import Database
     from imagine.tasks.travelplanner.dedup import ExcludeSet

@@ -70,7 +70,3 @@ def compute_rewards(checker: BatchChecker, queries: Sequence[Query], texts: Sequ
         out.append(Reward(total=total, format_ok=True, commonsense=r_cs, hard=r_hard, reflection=r_refl,
                           final_pass=result.final_pass))
     return out
-
-
-def compute_reward(db, query: Query, text: str, cfg: RewardConfig | None = None) -> Reward:
-    return compute_rewards(BatchChecker(db), [query], [text], cfg)[0]

@@ -59,11 +59,6 @@ def strict_city(text: str) -> str:
     return before_parenthesis(text).strip()
 
 
-def strict_name_city(text: str) -> tuple[str, str]:
-    name, city = name_city(text)
-    return name, city
-
-
 def strict_flight_number(text: str) -> str | None:
     m = _FLIGHT_NUMBER_ANY.search(text)
     return m.group(1) if m else None

@@ -1,5 +1,9 @@
 """Versioned prompt files (one directory per version; the version and a hash go into every trace).
 
+They belong to the task, not to the teacher: the Reasoner's prompt is also the student's prompt
+(``prompt.py``), which rollouts and GRPO build without importing the multi-agent package. The Judge
+and Reflector prompts are TravelPlanner-specific too and share the same version directory.
+
 Placeholders are ``{{name}}`` rather than ``str.format`` fields so that prompts may contain JSON braces.
 """
 
