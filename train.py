@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return grpo_main(args.config, args.overrides)
         raise AssertionError(f"unhandled stage {args.stage}")
-    except (UserError, FileNotFoundError) as exc:
+    except UserError as exc:
         print(f"train.py {args.stage}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from imagine.io import DataError
 from imagine.rollout.base import NameCheck, Rollout, SamplingConfig
 
 
@@ -39,7 +40,7 @@ def checkpoint_names(model_dir: str | Path) -> set[str]:
 
     files = sorted(Path(model_dir).glob("*.safetensors"))
     if not files:
-        raise FileNotFoundError(f"{model_dir}: no *.safetensors files")
+        raise DataError(f"{model_dir}: no *.safetensors files (not a Hugging Face model directory?)")
     names = set()
     for f in files:
         with safe_open(str(f), framework="pt") as handle:

@@ -31,7 +31,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_state_dict,
 )
 
-from imagine.io import atomic_write_json
+from imagine.io import DataError, atomic_write_json
 from imagine.train.dist import DistInfo, barrier
 
 STATE_FILE = "trainer_state.json"
@@ -136,7 +136,7 @@ def load_checkpoint(path: Path, model, optimizer, info: DistInfo) -> dict:
     """Collective: restores model, optimizer and this rank's RNG; returns the trainer state."""
     state_file = path / STATE_FILE
     if not state_file.exists():
-        raise FileNotFoundError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
+        raise DataError(f"{path} is not a complete checkpoint (no {STATE_FILE})")
     model_sd, optim_sd = get_state_dict(model, optimizer)
     state = {"model": model_sd, "optim": optim_sd}
     dcp.load(state, checkpoint_id=str(path))

@@ -10,6 +10,7 @@ from typing import Literal
 
 from imagine.models.tiny import TinyModelSpec
 from imagine.train.losses import LossConfig
+from imagine.train.profiling import ProfileConfig
 
 
 @dataclass
@@ -110,6 +111,7 @@ class SFTConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)  # profile.steps=[a, b]: traces per rank
 
     def validate(self) -> None:
         if self.data.max_seq_len > self.train.tokens_per_micro_batch:
@@ -204,6 +206,7 @@ class GRPOConfig:
     train: GRPOStepConfig = field(default_factory=GRPOStepConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     log: GRPOLogConfig = field(default_factory=GRPOLogConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)  # profile.steps=[a, b]: traces per rank
 
     def validate(self) -> None:
         from imagine.config import ConfigError

@@ -31,6 +31,7 @@ from imagine.train.config import GRPOConfig
 from imagine.train.data import ResumableSampler
 from imagine.train.losses import aggregate, policy_loss, resolve
 from imagine.train.optim import clip_gradients
+from imagine.train.profiling import StepProfiler
 from imagine.train.rollout_batch import filler_batch, micro_batches, mini_batch_rows
 from imagine.train.task import Task, load_task
 from imagine.train.weight_sync import hf_named_tensors
@@ -111,6 +112,7 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
                 f"loss {loss_cfg.name} ({loss_cfg.aggregation}), engine {rc.engine}, world size {info.world_size}"
                 + (f"; resumed from {run.resumed_from} at step {start_step}" if run.resumed_from else ""))
     rewards_log = []
+    profiler = StepProfiler(cfg.profile, cfg.out_dir, rank=info.rank, start_step=start_step)
 
     # --- the loop -----------------------------------------------------------------------------
     for step in range(start_step, tc.max_steps):
@@ -213,6 +215,8 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
         path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
         if path is not None:
             logger.info(f"checkpoint: {path}")
+        profiler.step(step + 1)
+    profiler.close()
 
     if cfg.checkpoint.export_hf:
         path = export_hf(model, run.tokenizer, Path(cfg.out_dir) / "hf", info, dtype=cfg.checkpoint.export_dtype)

@@ -36,7 +36,7 @@ def prepare_tokenizer(tokenizer_dir: str | Path, info: D.DistInfo, *, train_on: 
     missing = D.broadcast_object(not (path / "tokenizer_config.json").exists())
     if missing:
         if train_on is None or vocab_size <= 0:
-            raise FileNotFoundError(f"no tokenizer at {path} (model.tokenizer)")
+            raise DataError(f"no tokenizer at {path} (model.tokenizer, which defaults to model.path)")
         if info.is_main:
             from imagine.models.tokenizer import conversation_texts, train_tokenizer
 

@@ -38,6 +38,7 @@ from imagine.train.data import (
     rank_micro_batches,
 )
 from imagine.train.metrics_log import peak_flops, train_flops_per_token
+from imagine.train.profiling import StepProfiler
 
 
 def _fingerprint(*paths: Path) -> str:
@@ -143,6 +144,7 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
     peak = peak_flops(info.device)
     num_params = t.num_params
     losses = []
+    profiler = StepProfiler(cfg.profile, out_dir, rank=info.rank, start_step=start_step)
 
     # --- the loop -----------------------------------------------------------------------------
     for step in range(start_step, tc.max_steps):
@@ -192,6 +194,8 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
         path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
         if path is not None:
             logger.info(f"checkpoint: {path}")
+        profiler.step(step + 1)
+    profiler.close()
 
     if cfg.checkpoint.export_hf:
         path = export_hf(model, tokenizer, out_dir / "hf", info, dtype=cfg.checkpoint.export_dtype)
