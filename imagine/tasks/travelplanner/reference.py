@@ -24,6 +24,14 @@ from typing import Any
 
 NO_ROUTE = "No valid information."
 
+# The official reference tables' columns, in print order: `official_reference.py` reads them back.
+ATTRACTION_FIELDS = ("Name", "Latitude", "Longitude", "Address", "Phone", "Website", "City")
+RESTAURANT_FIELDS = ("Name", "Average Cost", "Cuisines", "Aggregate Rating", "City")
+ACCOMMODATION_FIELDS = ("NAME", "price", "room type", "house_rules", "minimum nights", "maximum occupancy",
+                        "review rate number", "city")
+FLIGHT_FIELDS = ("Flight Number", "Price", "DepTime", "ArrTime", "ActualElapsedTime", "FlightDate",
+                 "OriginCityName", "DestCityName", "Distance")
+
 
 def travel_days(days: int, n_cities: int) -> list[int]:
     """1-based days on which the official schedule moves: [1, 1+s, 1+2s, ..., days], s=(days-1)//n."""
