@@ -114,3 +114,23 @@ def test_bad_grpo_config_names_the_key(override, words):
 def test_group_of_one_is_fine_without_std_normalisation():
     cfg = load_config(GRPOConfig, None, ["model.path=m", "rollout.group_size=1", "advantage.estimator=dr_grpo"])
     assert cfg.rollout.group_size == 1
+
+
+def test_readme_example_loss_registers_and_runs():
+    """The README's "new policy loss" block, executed as written."""
+    from tests.conftest import ROOT
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("# my_losses.py", 1)[1].split("\n", 1)[1].split("```", 1)[0]
+    try:
+        exec(compile(block, "README.md", "exec"), {})
+        cfg = resolve(LossConfig(name="clipped_reinforce", kl_coef=0.1))
+        t = tensors()
+        per_token, metrics = policy_loss(cfg, t["logp"], t["old"], t["adv"], t["mask"], ref_logp=t["ref"])
+        adv = [[min(1.0, max(-1.0, a)) for a in row] for row in ADV]
+        want = [[(-adv[b][i] * LOGP[b][i] + 0.1 * k3(LOGP[b][i], REF[b][i])) if MASK[b][i] else 0.0
+                 for i in range(3)] for b in range(2)]
+        torch.testing.assert_close(per_token, torch.tensor(want, dtype=torch.float64))
+        assert metrics["adv_clipped_fraction"] > 0
+    finally:
+        POLICY_LOSSES.pop("clipped_reinforce", None)
