@@ -12,8 +12,8 @@ sharded while still empty, materialised shard-sized, and filled from the safeten
   peak also includes the largest tensor (the 151,936-row embedding is a quarter of Qwen3-0.6B);
   kept for comparison and as a fallback that relies only on the torch API.
 
-Rank 0 reads the files through safetensors' memory map, one tensor (scatter) or one decoder layer
-(broadcast) at a time, so it too stays far below a full copy.
+Rank 0 reads the files one tensor (scatter) or one decoder layer (broadcast) at a time, with plain
+reads rather than a memory map, so it holds its shards plus about one tensor, not a full copy.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from imagine.train.fsdp import shard_model
 from imagine.train.model import CausalLMLogProb
 
 PREFIX = "lm."  # CausalLMLogProb keeps the transformers model under ``.lm``
+_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64,
+           "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
 
 
 def safetensors_index(path: str | Path) -> dict[str, Path]:
@@ -110,19 +112,50 @@ def _hf_name(fqn: str) -> str:
 
 
 class _Reader:
-    """Rank 0's view of the checkpoint: one open memory map per file, tensors read on demand."""
+    """Rank 0's view of the checkpoint: tensors (or row ranges of them) read with plain file reads.
+
+    Not through safetensors' memory map: every mapped page the loader touches counts in rank 0's
+    resident set until the file is closed, a second full copy in the accounting of a
+    memory-limited job. The format is an 8-byte header length, a JSON header, then raw
+    little-endian data.
+    """
 
     def __init__(self, files: dict[str, Path]):
-        from safetensors import safe_open
+        self.meta: dict[str, tuple[Path, int, torch.dtype, list[int]]] = {}
+        for path in sorted(set(files.values())):
+            with open(path, "rb") as f:
+                size = int.from_bytes(f.read(8), "little")
+                header = json.loads(f.read(size))
+            for name, entry in header.items():
+                if name != "__metadata__":
+                    self.meta[name] = (path, 8 + size + entry["data_offsets"][0], _DTYPES[entry["dtype"]],
+                                       entry["shape"])
 
-        self.files = files
-        self.handles = {p: safe_open(str(p), framework="pt") for p in sorted(set(files.values()))}
+    def dtype(self, name: str) -> torch.dtype:
+        return self.meta[name][2]
 
     def get(self, name: str) -> torch.Tensor:
-        return self.handles[self.files[name]].get_tensor(name)
+        shape = self.meta[name][3]
+        return self.rows(name, 0, shape[0]) if shape else self._read(name, 0, 0, [])
 
     def rows(self, name: str, start: int, stop: int) -> torch.Tensor:
-        return self.handles[self.files[name]].get_slice(name)[start:stop]
+        shape = self.meta[name][3]
+        return self._read(name, start, stop - start, [stop - start, *shape[1:]])
+
+    def _read(self, name: str, start: int, count: int, shape: list[int]) -> torch.Tensor:
+        path, offset, dtype, full_shape = self.meta[name]
+        out = torch.empty(shape, dtype=dtype)
+        row_bytes = math.prod(full_shape[1:]) * out.element_size()
+        view = memoryview(out.view(torch.uint8).reshape(-1).numpy()).cast("B")
+        with open(path, "rb", buffering=0) as f:
+            f.seek(offset + start * row_bytes)
+            done = 0
+            while done < len(view):  # one read() returns at most ~2 GiB on Linux
+                got = f.readinto(view[done:])
+                if not got:
+                    raise OSError(f"{path}: truncated while reading {name}")
+                done += got
+        return out
 
 
 def _targets(model: CausalLMLogProb) -> list[tuple[str, torch.Tensor]]:
@@ -166,8 +199,7 @@ def _fill_by_scatter(model: CausalLMLogProb, files: dict[str, Path] | None, info
         rows = target.shape[0]
         per_rank = math.ceil(rows / world)
         # the checkpoint's dtype travels (bf16 stays 2 bytes on the wire); each rank casts its own slice
-        dtype = reader.handles[reader.files[name]].get_slice(name).get_dtype() if rank == 0 else None
-        dtype = _broadcast_dtype(dtype, info)
+        dtype = _broadcast_dtype(reader.dtype(name) if rank == 0 else None, info)
         piece_shape = (per_rank, *target.shape[1:])
         # collectives run on the process group's device (NCCL: the GPU), even when shards are offloaded
         received = torch.empty(piece_shape, dtype=dtype, device=info.device)
@@ -190,16 +222,12 @@ def _fill_by_scatter(model: CausalLMLogProb, files: dict[str, Path] | None, info
         del received
 
 
-_DTYPES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16, "F64": torch.float64}
-
-
-def _broadcast_dtype(safetensors_dtype: str | None, info: DistInfo) -> torch.dtype:
-    codes = list(_DTYPES)
-    code = torch.tensor([codes.index(safetensors_dtype) if safetensors_dtype is not None else -1],
-                        dtype=torch.int64, device=info.device)
+def _broadcast_dtype(dtype: torch.dtype | None, info: DistInfo) -> torch.dtype:
+    codes = list(_DTYPES.values())
+    code = torch.tensor([codes.index(dtype) if dtype is not None else -1], dtype=torch.int64, device=info.device)
     if info.world_size > 1:
         dist.broadcast(code, src=0)
-    return _DTYPES[codes[int(code.item())]]
+    return codes[int(code.item())]
 
 
 @torch.no_grad()
