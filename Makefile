@@ -10,7 +10,7 @@ TORCH     ?= torch==2.13.0
 # dependencies break `import transformers` beside CPU torch, so they are removed after the install.
 EXTRAS    ?= dev,cpu
 
-.PHONY: install test test-fast lint demo bench bench-eval bench-kernels bench-sft bench-stage1 bench-mas clean
+.PHONY: install test test-fast lint demo bench bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,7 +53,12 @@ bench-stage1: $(STAMP)
 bench-mas: $(STAMP)
 	$(BIN)/python -m imagine.mas.bench --out bench/results
 
-bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas
+# Peak host RSS per rank of loading a ~0.5B checkpoint into FSDP2 shards: plain vs lean (1, 2, 4 ranks).
+# The random checkpoint (2 GB) goes to a temp directory and is deleted afterwards.
+bench-loading: $(STAMP)
+	$(BIN)/python -m imagine.bench.loading_bench --out bench/results
+
+bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
