@@ -25,12 +25,25 @@ def main(model_dir: str, out: str) -> None:
     lean = {m: load_sharded_causal_lm(model_dir, info, attn_implementation="sdpa", method=m, **kw)
             for m in ("scatter", "broadcast")}
 
+    # GRPO's reference model: bf16 shards, frozen
+    reference = load_sharded_causal_lm(model_dir, info, attn_implementation="sdpa", precision="bf16",
+                                       activation_checkpointing=False, cpu_offload=False,
+                                       master_dtype=torch.bfloat16, requires_grad=False)
+    plain_bf16 = {n: p.to_local().to(torch.bfloat16) for n, p in plain.named_parameters()}
+    ref_params = dict(reference.named_parameters())
+    reference_report = {
+        "dtypes": sorted({str(p.dtype) for p in reference.parameters()}),
+        "frozen": not any(p.requires_grad for p in reference.parameters()),
+        "equal_to_plain_in_bf16": sorted(ref_params) == sorted(plain_bf16)
+        and all(torch.equal(ref_params[n].to_local(), t) for n, t in plain_bf16.items()),
+    }
+
     gen = torch.Generator().manual_seed(0)
     vocab = plain.lm.config.vocab_size
     ids = torch.randint(0, vocab, (1, 24), generator=gen)
     pos = torch.arange(24)[None]
     targets = torch.roll(ids, -1, 1)
-    report = {"rank": info.rank, "world_size": info.world_size}
+    report = {"rank": info.rank, "world_size": info.world_size, "reference": reference_report}
     with torch.no_grad():
         # read the shards before any forward: the root unit stays unsharded after one
         plain_state = {n: p.to_local().clone() for n, p in plain.named_parameters()}
@@ -55,6 +68,9 @@ def main(model_dir: str, out: str) -> None:
     # the lean model trains: one backward reaches every parameter
     lp, _ = lean["scatter"](ids, pos, targets)
     (-lp.mean()).backward()
+    with torch.no_grad():
+        ref_lp, _ = reference(ids, pos, targets)
+    report["reference"]["logprob_finite"] = bool(torch.isfinite(ref_lp).all())
     report["all_grads"] = all(p.grad is not None for p in lean["scatter"].parameters())
     Path(out, f"rank{info.rank}.json").write_text(json.dumps(report))
     teardown(info)

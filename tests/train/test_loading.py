@@ -1,7 +1,7 @@
 """Lean loading (meta init, FSDP2 shards filled from rank 0) gives exactly the plain load's model.
 
 Two gloo ranks under torchrun, for a tied fp32 checkpoint and an untied bf16 one (the Qwen3-8B
-case: untied head, bf16 files cast into fp32 masters).
+case: untied head, bf16 files cast into fp32 masters); also GRPO's frozen bf16 reference model.
 """
 
 from __future__ import annotations
@@ -45,3 +45,6 @@ def test_lean_loading_matches_plain_load_on_every_rank(tmp_path, tie, dtype):
         # each rank holds only its shards
         assert sum(rep[method]["local_numel"] for rep in reports) == total
     assert all(rep["all_grads"] for rep in reports)
+    for rep in reports:
+        assert rep["reference"] == {"dtypes": ["torch.bfloat16"], "frozen": True, "equal_to_plain_in_bf16": True,
+                                    "logprob_finite": True}
