@@ -25,6 +25,18 @@ from imagine.train.dist import DistInfo
 from imagine.train.model import CausalLMLogProb
 
 
+def _to_master(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast parameters to the master dtype. Below fp32, buffers keep theirs: a bf16 rotary
+    ``inv_freq`` would blur long positions, and nothing trains it."""
+    if dtype == torch.float32:
+        module.to(dtype)
+        return
+    buffers = [(m, n, b) for m in module.modules() for n, b in m._buffers.items() if b is not None]
+    module.to(dtype)
+    for m, n, b in buffers:
+        m._buffers[n] = b
+
+
 def shard_model(model: CausalLMLogProb, info: DistInfo, *, precision: str, activation_checkpointing: bool,
                 cpu_offload: bool, master_dtype: torch.dtype = torch.float32) -> CausalLMLogProb:
     """``master_dtype`` is what the shards are stored in: fp32 for a trained policy (AdamW's master
@@ -42,11 +54,11 @@ def shard_model(model: CausalLMLogProb, info: DistInfo, *, precision: str, activ
     mesh = init_device_mesh(info.device.type, (info.world_size,))
     layers = model.decoder_layers
     for i, layer in enumerate(layers):
-        layer.to(master_dtype)
+        _to_master(layer, master_dtype)
         # The last layer's parameters are needed again at once by backward: keep them gathered.
         fully_shard(layer, mesh=mesh, mp_policy=mp, offload_policy=offload,
                     reshard_after_forward=i < len(layers) - 1)
-    model.to(master_dtype)
+    _to_master(model, master_dtype)
     fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
     # Our loss is already a global token mean (divided by the global target count), so the
     # gradient reduction must sum across ranks, not average. Plain SUM collectives (no PREMUL_SUM)

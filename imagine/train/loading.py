@@ -181,7 +181,7 @@ def _check_names(targets: list[tuple[str, torch.Tensor]], files: dict[str, Path]
 @torch.no_grad()
 def _fill_by_scatter(model: CausalLMLogProb, files: dict[str, Path] | None, info: DistInfo) -> None:
     """Rank 0 scatters each tensor's dim-0 chunks (``torch.chunk`` layout, as FSDP2 shards), padded to equal size."""
-    from torch.distributed.tensor import DTensor
+    from torch.distributed.tensor import DTensor, Shard
 
     world, rank = info.world_size, info.rank
     reader = _Reader(files) if rank == 0 else None
@@ -199,6 +199,10 @@ def _fill_by_scatter(model: CausalLMLogProb, files: dict[str, Path] | None, info
         local = target.to_local()
         rows = target.shape[0]
         per_rank = math.ceil(rows / world)
+        mine = max(0, min((rank + 1) * per_rank, rows) - min(rank * per_rank, rows))
+        if tuple(target.placements) != (Shard(0),) or local.shape[0] != mine:
+            raise RuntimeError(f"lean loading: {fqn} is not sharded as torch.chunk along dim 0 "
+                               f"({target.placements}, {local.shape[0]} rows here); use method='broadcast'")
         # the checkpoint's dtype travels (bf16 stays 2 bytes on the wire); each rank casts its own slice
         dtype = _broadcast_dtype(reader.dtype(name) if rank == 0 else None, info)
         piece_shape = (per_rank, *target.shape[1:])

@@ -34,6 +34,7 @@ def main(model_dir: str, out: str) -> None:
     reference_report = {
         "dtypes": sorted({str(p.dtype) for p in reference.parameters()}),
         "frozen": not any(p.requires_grad for p in reference.parameters()),
+        "buffer_dtypes": sorted({str(b.dtype) for b in reference.buffers()}),  # rotary stays fp32
         "equal_to_plain_in_bf16": sorted(ref_params) == sorted(plain_bf16)
         and all(torch.equal(ref_params[n].to_local(), t) for n, t in plain_bf16.items()),
     }

@@ -47,4 +47,4 @@ def test_lean_loading_matches_plain_load_on_every_rank(tmp_path, tie, dtype):
     assert all(rep["all_grads"] for rep in reports)
     for rep in reports:
         assert rep["reference"] == {"dtypes": ["torch.bfloat16"], "frozen": True, "equal_to_plain_in_bf16": True,
-                                    "logprob_finite": True}
+                                    "buffer_dtypes": ["torch.float32"], "logprob_finite": True}
