@@ -10,7 +10,7 @@ Layout under ``<out_dir>/checkpoints``::
     .tmp_step_00000900/       # a write in progress (a crash leaves it; it is never resumed from)
 
 Each rank writes its own shards, so saving needs no gather and resuming works on another world size
-(DCP reshards); the checkpoint directory must be on a file system every node sees. The rename to
+(DCP reshards; tested 2 -> 1 and 1 -> 2 ranks); the checkpoint directory must be on a file system every node sees. The rename to
 ``step_*`` is the commit point: a reader sees a whole checkpoint or none.
 """
 
@@ -142,10 +142,23 @@ def load_checkpoint(path: Path, model, optimizer, info: DistInfo) -> dict:
     dcp.load(state, checkpoint_id=str(path))
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
     trainer_state = json.loads(state_file.read_text())
-    rng_file = path / f"rng_rank{info.rank}.pt"
-    if trainer_state.get("world_size") == info.world_size and rng_file.exists():
+    rng_file = rng_file_for(path, info.rank, trainer_state.get("world_size"))
+    if rng_file is not None:
         _set_rng_state(torch.load(rng_file, weights_only=False), info.device)
     return trainer_state
+
+
+def rng_file_for(path: Path, rank: int, saved_world_size: int | None) -> Path | None:
+    """The RNG state a rank resumes with, also when the world size changed.
+
+    Every rank starts from the same seed, so rank r continuing the stream of old rank
+    ``r % saved_world_size`` is what a fresh run on the new world size would have done; skipping
+    the restore instead would silently restart the streams from the seed.
+    """
+    if not saved_world_size:
+        return None
+    candidate = path / f"rng_rank{rank % saved_world_size}.pt"
+    return candidate if candidate.exists() else None
 
 
 def full_state_dict_on_rank0(model) -> dict[str, torch.Tensor]:

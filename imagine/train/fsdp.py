@@ -4,7 +4,7 @@ Per-layer units bound the memory of an all-gathered layer and overlap the next l
 with this layer's compute. The root unit owns what is left (embeddings, final norm, LM head, tied or
 not), which the log-prob wrapper uses inside its own forward.
 
-Parameters are kept in fp32 as the optimizer's master copy; with ``precision=bf16`` the all-gathered
+Parameters are kept in fp32 as the optimizer's master copy (a frozen reference model may keep bf16); with ``precision=bf16`` the all-gathered
 compute copies are bf16 and gradients are reduced in fp32 (``MixedPrecisionPolicy``). Each layer is
 cast to fp32 just before it is sharded, so a bf16 checkpoint never exists as a full fp32 copy.
 """
@@ -25,8 +25,22 @@ from imagine.train.dist import DistInfo
 from imagine.train.model import CausalLMLogProb
 
 
+def _to_master(module: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Cast parameters to the master dtype. Below fp32, buffers keep theirs: a bf16 rotary
+    ``inv_freq`` would blur long positions, and nothing trains it."""
+    if dtype == torch.float32:
+        module.to(dtype)
+        return
+    buffers = [(m, n, b) for m in module.modules() for n, b in m._buffers.items() if b is not None]
+    module.to(dtype)
+    for m, n, b in buffers:
+        m._buffers[n] = b
+
+
 def shard_model(model: CausalLMLogProb, info: DistInfo, *, precision: str, activation_checkpointing: bool,
-                cpu_offload: bool) -> CausalLMLogProb:
+                cpu_offload: bool, master_dtype: torch.dtype = torch.float32) -> CausalLMLogProb:
+    """``master_dtype`` is what the shards are stored in: fp32 for a trained policy (AdamW's master
+    copy); bf16 halves a frozen reference model, which no optimizer ever updates."""
     if precision == "bf16":
         mp = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     else:
@@ -40,11 +54,11 @@ def shard_model(model: CausalLMLogProb, info: DistInfo, *, precision: str, activ
     mesh = init_device_mesh(info.device.type, (info.world_size,))
     layers = model.decoder_layers
     for i, layer in enumerate(layers):
-        layer.to(torch.float32)
+        _to_master(layer, master_dtype)
         # The last layer's parameters are needed again at once by backward: keep them gathered.
         fully_shard(layer, mesh=mesh, mp_policy=mp, offload_policy=offload,
                     reshard_after_forward=i < len(layers) - 1)
-    model.to(torch.float32)
+    _to_master(model, master_dtype)
     fully_shard(model, mesh=mesh, mp_policy=mp, offload_policy=offload, reshard_after_forward=False)
     # Our loss is already a global token mean (divided by the global target count), so the
     # gradient reduction must sum across ranks, not average. Plain SUM collectives (no PREMUL_SUM)

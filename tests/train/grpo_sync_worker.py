@@ -1,6 +1,6 @@
 """Run under torchrun by test_grpo.py: FSDP2 policy -> engine weight sync, checked on every rank.
 
-Prints one JSON line per rank: the max |trainer - engine| log-prob gap after the sync, and how far
+Writes one JSON file per rank: the max |trainer - engine| log-prob gap after the sync, and how far
 the engine moved from its pre-step log-probs.
 """
 
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 
 
-def main(model_dir: str) -> None:
+def main(model_dir: str, out_dir: str) -> None:
     from imagine.rollout import make_engine
     from imagine.train import dist as D
     from imagine.train import setup as S
@@ -45,10 +46,11 @@ def main(model_dir: str) -> None:
     with torch.no_grad():
         trainer, _ = t.model(ids, positions, targets)
     after = engine_logp()
-    print(json.dumps({"rank": info.rank, "gap": float((trainer.view_as(after) - after).abs().max()),
-                      "moved": float((after - before).abs().max())}), flush=True)
+    result = {"rank": info.rank, "gap": float((trainer.view_as(after) - after).abs().max()),
+              "moved": float((after - before).abs().max())}
+    (Path(out_dir) / f"rank{info.rank}.json").write_text(json.dumps(result))  # ranks' stdout lines interleave
     D.teardown(info)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

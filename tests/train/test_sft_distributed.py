@@ -6,7 +6,9 @@ Three runs on the same data and seed share one module fixture (process start-up 
 - B: one process, same config;
 - C: ``torchrun --nproc_per_node=2`` started fresh from A's step-3 checkpoint, run to step 6;
 - K: A's command killed (SIGKILL) once its step-3 checkpoint exists, then started again as is
-  (``checkpoint.resume=auto``).
+  (``checkpoint.resume=auto``);
+- elastic (only for the tests that ask for it): A's step-3 checkpoint resumed on one process, B's
+  on two (DCP reshards model and optimizer; the sampler and RNG states carry over).
 
 Each step holds 6 conversations in micro-batches of at most 128 tokens, so gradient accumulation,
 uneven micro-batch counts across ranks and the global token normalisation are all exercised.
@@ -155,3 +157,73 @@ def test_export_loads_in_transformers_with_the_trainers_logits(runs, tiny_tokeni
         torch.testing.assert_close(exported(ids).logits, trainer.lm(ids).logits, rtol=0, atol=1e-6)
         fresh = CausalLMLogProb(build_tiny_model(TinyModelSpec(), vocab_size=exported.config.vocab_size, seed=123))
         assert (fresh.lm(ids).logits - exported(ids).logits).abs().max() > 1e-3  # the comparison can fail
+
+
+@pytest.fixture(scope="module")
+def elastic(runs, tmp_path_factory, sft_data, tiny_tokenizer_dir):
+    base = tmp_path_factory.mktemp("elastic")
+    config = ["--config", "configs/sft/tiny_cpu.yaml"]
+    out = {}
+    for name, source, nproc in (("2to1", runs["a"], 1), ("1to2", runs["b"], 2)):
+        resume = source / "checkpoints" / "step_00000003"
+        log = _run(config + _overrides(base / name, sft_data, tiny_tokenizer_dir) + [f"checkpoint.resume={resume}"],
+                   nproc=nproc)
+        out[name] = (base / name, log.stdout)
+    return out
+
+
+@pytest.mark.parametrize("name", ["2to1", "1to2"])
+def test_checkpoint_resumes_on_another_world_size(runs, elastic, name):
+    out_dir, log = elastic[name]
+    assert "resumed from" in log
+    resumed = _metrics(out_dir)
+    assert sorted(resumed) == [4, 5, 6]
+    # the uninterrupted runs on either world size: they differ only in summation order
+    for full in (_metrics(runs["a"]), _metrics(runs["b"])):
+        for step in (4, 5, 6):
+            assert resumed[step]["target_tokens"] == full[step]["target_tokens"], step
+            assert resumed[step]["lr"] == full[step]["lr"], step
+            assert resumed[step]["loss"] == pytest.approx(full[step]["loss"], rel=FSDP_VS_SINGLE_RTOL), step
+            assert resumed[step]["grad_norm"] == pytest.approx(full[step]["grad_norm"], rel=1e-4), step
+    state = json.loads((out_dir / "checkpoints" / "step_00000006" / "trainer_state.json").read_text())
+    assert state["world_size"] == (1 if name == "2to1" else 2)
+    assert state["sampler"] == json.loads((runs["a"] / "checkpoints" / "step_00000006" / "trainer_state.json")
+                                          .read_text())["sampler"]
+
+
+def test_rng_state_follows_rank_modulo_the_saved_world_size(runs):
+    import random
+
+    from imagine.train.checkpoint import rng_file_for
+
+    ckpt = runs["a"] / "checkpoints" / "step_00000003"  # written by 2 ranks
+    assert rng_file_for(ckpt, 0, 2).name == "rng_rank0.pt"
+    assert rng_file_for(ckpt, 1, 2).name == "rng_rank1.pt"
+    assert rng_file_for(ckpt, 3, 2).name == "rng_rank1.pt"  # 2 -> 4 ranks
+    assert rng_file_for(ckpt, 0, None) is None
+    single = runs["b"] / "checkpoints" / "step_00000003"
+    assert rng_file_for(single, 1, 1).name == "rng_rank0.pt"  # 1 -> 2 ranks: rank 1 continues rank 0's stream
+
+    # and load_checkpoint applies it on one process from the two-process checkpoint
+    from imagine.models.tiny import TinyModelSpec, build_tiny_model
+    from imagine.train.checkpoint import load_checkpoint
+    from imagine.train.dist import init_distributed, teardown
+    from imagine.train.fsdp import shard_model
+    from imagine.train.model import CausalLMLogProb
+    from imagine.train.optim import build_optimizer
+
+    vocab = json.loads((runs["a"] / "hf" / "config.json").read_text())["vocab_size"]
+    torch.manual_seed(12345)
+    random.seed(12345)
+    info = init_distributed("cpu")
+    try:
+        model = shard_model(CausalLMLogProb(build_tiny_model(TinyModelSpec(), vocab_size=vocab, seed=1)), info,
+                            precision="fp32", activation_checkpointing=False, cpu_offload=False)
+        optimizer = build_optimizer(model, lr=1e-3, weight_decay=0.0, betas=(0.9, 0.95), eps=1e-8)
+        saved = torch.load(ckpt / "rng_rank0.pt", weights_only=False)
+        assert not torch.equal(torch.get_rng_state(), saved["torch"])
+        load_checkpoint(ckpt, model, optimizer, info)
+        assert torch.equal(torch.get_rng_state(), saved["torch"])
+        assert random.getstate() == saved["python"]
+    finally:
+        teardown(info)
