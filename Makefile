@@ -10,11 +10,7 @@ TORCH     ?= torch==2.13.0
 # dependencies break `import transformers` beside CPU torch, so they are removed after the install.
 EXTRAS    ?= dev,cpu
 
-<<<<<<< HEAD
-.PHONY: install test test-fast lint demo bench bench-grpo bench-eval bench-kernels bench-sft bench-stage1 bench-mas gpu-check clean
-=======
-.PHONY: install test test-fast lint demo bench bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading clean
->>>>>>> gpuload
+.PHONY: install test test-fast lint demo bench bench-grpo bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -62,21 +58,18 @@ bench-stage1: $(STAMP)
 bench-mas: $(STAMP)
 	$(BIN)/python -m imagine.mas.bench --out bench/results
 
-<<<<<<< HEAD
-bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-grpo
+bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-grpo bench-loading
 
 # On a machine with an NVIDIA GPU: Triton kernels, bf16 SFT, vLLM sleep/sync, GRPO, in <= 10 minutes
 # on one GPU; a table, non-zero exit on any failure. Without a GPU it runs nothing. Not part of `test`.
 gpu-check: $(STAMP)
 	$(BIN)/python -m imagine.bench.gpu_check $(GPU_CHECK_ARGS)
-=======
+
 # Peak host RSS per rank of loading a ~0.5B checkpoint into FSDP2 shards: plain vs lean (1, 2, 4 ranks).
 # The random checkpoint (2 GB) goes to a temp directory and is deleted afterwards.
 bench-loading: $(STAMP)
 	$(BIN)/python -m imagine.bench.loading_bench --out bench/results
 
-bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading
->>>>>>> gpuload
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
