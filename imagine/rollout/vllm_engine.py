@@ -56,7 +56,7 @@ class VLLMEngine:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         cuda = torch.cuda.is_available()
         if not cuda:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; set it higher for long contexts
         try:
             from vllm import LLM
         except ImportError as exc:  # pragma: no cover - depends on the install
