@@ -22,6 +22,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     synth.add_argument("--cities", type=int, default=None, help="number of cities (default 45)")
     synth.add_argument("--states", type=int, default=None, help="number of states (default 10)")
     synth.add_argument("--tiny", action="store_true", help="a tiny world for exhaustive solver checks")
+    for kind, default in (("restaurants", "12-26"), ("attractions", "5-14"), ("accommodations", "8-18")):
+        synth.add_argument(f"--{kind}", default=None, metavar="LO-HI",
+                           help=f"{kind} per city, a range or one number (default {default})")
+    synth.add_argument("--missing-route-share", dest="missing_route_share", type=float, default=None,
+                       help="share of city pairs without driving data (default 0.04); more makes the "
+                            "prompt's transport options matter")
     synth.add_argument("--add-flights-to", dest="add_flights_to", default=None, metavar="DB",
                        help="copy this real database to --out and add synthetic flights to it")
     synth.add_argument("--flight-cities", dest="flight_cities", default=None,
@@ -61,9 +67,29 @@ def _synth(args: argparse.Namespace) -> int:
             cfg.n_states = args.states
         if cfg.n_cities < 3 or cfg.n_states < 1:
             raise UserError("--cities must be >= 3 and --states >= 1")
+        for kind in ("restaurants", "attractions", "accommodations"):
+            if getattr(args, kind) is not None:
+                setattr(cfg, kind, _range(f"--{kind}", getattr(args, kind)))
+        if args.missing_route_share is not None:
+            if not 0.0 <= args.missing_route_share <= 1.0:
+                raise UserError("--missing-route-share must be in [0, 1]")
+            cfg.missing_route_share = args.missing_route_share
         root = synthesize(args.out, cfg)
     db = Database(root)
     print(f"wrote {root} in {time.perf_counter() - t0:.2f}s")
     for key, value in db.summary().items():
         print(f"{key:>24}: {value}")
     return 0
+
+
+def _range(flag: str, text: str) -> tuple[int, int]:
+    from imagine.errors import UserError
+
+    try:
+        lo, _, hi = text.partition("-")
+        pair = (int(lo), int(hi or lo))
+    except ValueError:
+        raise UserError(f"{flag} {text!r}: expected a number or a range LO-HI") from None
+    if pair[0] < 1 or pair[1] < pair[0]:
+        raise UserError(f"{flag} {text!r}: need 1 <= LO <= HI")
+    return pair

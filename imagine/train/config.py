@@ -94,6 +94,9 @@ class CheckpointConfig:
     resume: str = "auto"  # auto (latest under out_dir), none, or a checkpoint directory
     export_hf: bool = True  # write <out_dir>/hf at the end
     export_dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    # Also export <out_dir>/hf_step<N> at these steps (0: the untrained initialisation), e.g. the
+    # intermediate SFT checkpoint GRPO starts from (the paper's step 800).
+    export_hf_steps: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -145,6 +145,8 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
     num_params = t.num_params
     losses = []
     profiler = StepProfiler(cfg.profile, out_dir, rank=info.rank, start_step=start_step)
+    if start_step == 0 and 0 in cfg.checkpoint.export_hf_steps:
+        export_hf(model, tokenizer, out_dir / "hf_step0", info, dtype=cfg.checkpoint.export_dtype)
 
     # --- the loop -----------------------------------------------------------------------------
     for step in range(start_step, tc.max_steps):
@@ -194,6 +196,8 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
         path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
         if path is not None:
             logger.info(f"checkpoint: {path}")
+        if step + 1 in cfg.checkpoint.export_hf_steps:
+            export_hf(model, tokenizer, out_dir / f"hf_step{step + 1}", info, dtype=cfg.checkpoint.export_dtype)
         profiler.step(step + 1)
     profiler.close()
 
