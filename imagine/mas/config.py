@@ -54,6 +54,9 @@ class ScriptedConfig:
     judge_false_alarm_rate: float = 0.05
     reflector_fix_rate: float = 0.95  # a flagged, fixable error is repaired with this probability
     latency_s: float = 0.0  # simulated time per call (demo of concurrency)
+    # "concise" keeps the decisions (route, legs, stays, meals, total) and drops the solver's
+    # alternatives and bookkeeping: shorter traces for a small student (the demo's choice).
+    narration: Literal["full", "concise"] = "full"
 
     def validate(self) -> None:
         unknown = sorted(set(self.mistake_mix) - set(MISTAKES))

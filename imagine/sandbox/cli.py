@@ -25,14 +25,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     for kind, default in (("restaurants", "12-26"), ("attractions", "5-14"), ("accommodations", "8-18")):
         synth.add_argument(f"--{kind}", default=None, metavar="LO-HI",
                            help=f"{kind} per city, a range or one number (default {default})")
-    synth.add_argument("--missing-route-share", dest="missing_route_share", type=float, default=None,
-                       help="share of city pairs without driving data (default 0.04); more makes the "
-                            "prompt's transport options matter")
+    for share, default, what in SHARES:
+        synth.add_argument(f"--{share.replace('_', '-')}", dest=share, type=float, default=None,
+                           help=f"{what} (default {default})")
     synth.add_argument("--add-flights-to", dest="add_flights_to", default=None, metavar="DB",
                        help="copy this real database to --out and add synthetic flights to it")
     synth.add_argument("--flight-cities", dest="flight_cities", default=None,
                        help="with --add-flights-to: comma-separated cities that get synthetic flights (default all)")
     synth.set_defaults(func=_synth)
+
+
+SHARES = [
+    ("missing_route_share", 0.04, "share of city pairs without driving data; more makes the prompt's "
+                                  "transport options matter"),
+    ("airport_share", 0.8, "share of cities with an airport"),
+    ("served_pair_share", 0.55, "share of airport pairs with any flights"),
+    ("flight_day_share", 0.7, "share of days on which a served pair has flights"),
+]
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -70,10 +79,12 @@ def _synth(args: argparse.Namespace) -> int:
         for kind in ("restaurants", "attractions", "accommodations"):
             if getattr(args, kind) is not None:
                 setattr(cfg, kind, _range(f"--{kind}", getattr(args, kind)))
-        if args.missing_route_share is not None:
-            if not 0.0 <= args.missing_route_share <= 1.0:
-                raise UserError("--missing-route-share must be in [0, 1]")
-            cfg.missing_route_share = args.missing_route_share
+        for share, _, _ in SHARES:
+            value = getattr(args, share)
+            if value is not None:
+                if not 0.0 <= value <= 1.0:
+                    raise UserError(f"--{share.replace('_', '-')} must be in [0, 1]")
+                setattr(cfg, share, value)
         root = synthesize(args.out, cfg)
     db = Database(root)
     print(f"wrote {root} in {time.perf_counter() - t0:.2f}s")

@@ -76,3 +76,22 @@ def test_missing_file(tmp_path):
     (db_dir / "attractions" / "attractions.csv").unlink()
     with pytest.raises(DataError, match="attractions.csv: missing database file"):
         Database(db_dir)
+
+
+def test_synth_cli_table_sizes_and_shares(tmp_path):
+    """The demo's world options reach the generator, and a bad range names the flag."""
+    import subprocess
+    import sys
+
+    from imagine.sandbox.database import Database
+    from tests.conftest import ROOT
+
+    out = tmp_path / "w"
+    args = [sys.executable, "-m", "imagine", "world", "synth", "--out", str(out), "--cities", "6", "--states", "2",
+            "--restaurants", "2-3", "--attractions", "4", "--accommodations", "3-3", "--missing-route-share", "1"]
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True)
+    db = Database(out)
+    summary = db.summary()
+    assert 12 <= summary["restaurants"] <= 18 and summary["attractions"] == 24
+    bad = subprocess.run(args[:-2] + ["--restaurants", "5-2"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 2 and "--restaurants" in bad.stderr

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import random
+import re
 import time
 from typing import Any
 
@@ -98,6 +99,20 @@ def best_effort_plan(db, query) -> list[dict]:
     return plan
 
 
+_DROPPED_PREFIXES = ("Task:", "Candidate cities", "Meals: the cheapest", "Compared ")
+_DROPPED_TAILS = re.compile(r"; (alternatives|skipped)\b[^;]*$")
+
+
+def concise(trace: list[str]) -> list[str]:
+    """The solver's decisions without its alternatives and bookkeeping lines."""
+    out = []
+    for line in trace:
+        if line.startswith(_DROPPED_PREFIXES):
+            continue
+        out.append(_DROPPED_TAILS.sub("", line).rstrip(".") + ".")
+    return out
+
+
 class ScriptedTeacher:
     """One object serves all roles; each role gets a thin :class:`ScriptedBackend` view of it."""
 
@@ -136,6 +151,8 @@ class ScriptedTeacher:
                     line = self._inject(kind, plan, rng)
                     if line:
                         trace.append(line)
+        if self.cfg.narration == "concise":
+            trace = concise(trace)
         reasoning = "\n".join(trace)
         return reasoning, render_plan(plan)
 

@@ -20,10 +20,16 @@ _PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
 
 
 def load_prompt(name_or_path: str, version: str = "v1") -> str:
-    """A shipped prompt by name (``reasoner``) or any file path."""
+    """A shipped prompt by name (``reasoner``) or any file path.
+
+    A version directory holds only the prompts it changes; a role it lacks is read from ``v1`` (the
+    ``demo`` version shortens the Reasoner's prompt, which is also the student's, and nothing else).
+    """
     path = Path(name_or_path)
     if not path.suffix:
         path = PROMPTS_DIR / version / f"{name_or_path}.txt"
+        if not path.exists() and version != "v1" and (PROMPTS_DIR / version).is_dir():
+            path = PROMPTS_DIR / "v1" / f"{name_or_path}.txt"
     try:
         return path.read_text()
     except OSError as exc:
