@@ -66,7 +66,7 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     prompts = [encode_chat(tokenizer, m) for m in task.prompts()]
     sampler = ResumableSampler(len(prompts), tc.seed, True)
     pad_id = pad_token_id(tokenizer)
-    policy = S.build_policy(cfg.model.path, tokenizer, info, attn_implementation=cfg.model.attn_implementation)
+    policy = S.build_policy(cfg.model.path, tokenizer, info, tc, attn_implementation=cfg.model.attn_implementation)
     t = S.make_trainable(policy, tc, info)
     reference = None
     if loss_cfg.kl_coef > 0:

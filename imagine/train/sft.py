@@ -125,7 +125,7 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
     sampler = ResumableSampler(len(samples), tc.seed, cfg.data.shuffle)
 
     # --- model, optimizer, resume ---------------------------------------------------------------
-    policy = S.build_policy(cfg.model.path, tokenizer, info, attn_implementation=cfg.model.attn_implementation,
+    policy = S.build_policy(cfg.model.path, tokenizer, info, tc, attn_implementation=cfg.model.attn_implementation,
                             init_from_config=cfg.model.init_from_config, init_seed=cfg.model.init_seed)
     lm_config = policy.lm.config
     t = S.make_trainable(policy, tc, info)

@@ -100,7 +100,7 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_one(tmp_path, model
 
 def test_fsdp_policy_syncs_into_the_engine_on_every_rank(tmp_path, model_dir):
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "tests/train/grpo_sync_worker.py", str(model_dir), str(tmp_path)], cwd=ROOT, env=ENV,
+                           "-m", "tests.train.grpo_sync_worker", str(model_dir), str(tmp_path)], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     lines = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
