@@ -8,14 +8,11 @@ nothing more. Two gloo ranks, uneven packed micro-batches, the SFT loop's own ac
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tests.conftest import ROOT
+from tests.train.launch import run_worker
 
 pytestmark = pytest.mark.slow
 
@@ -24,11 +21,7 @@ GRAD_RTOL = 1e-5
 
 
 def test_both_grad_sync_choices_give_the_same_gradients(tmp_path, tiny_tokenizer_dir, sft_data):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "tests.train.grad_sync_worker", str(tiny_tokenizer_dir), str(sft_data), str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    run_worker("tests.train.grad_sync_worker", tiny_tokenizer_dir, sft_data, tmp_path)
     reports = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     for rep in reports:
         assert rep["micro_batches"] >= 2  # accumulation happened, so the choice mattered

@@ -7,15 +7,12 @@ case: untied head, bf16 files cast into fp32 masters); also GRPO's frozen bf16 r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tests.conftest import ROOT
 from tests.helpers import tiny_model_and_tokenizer
+from tests.train.launch import run_worker
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +26,7 @@ def test_lean_loading_matches_plain_load_on_every_rank(tmp_path, tie, dtype):
     model.to(dtype).save_pretrained(tmp_path / "m")
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "tests.train.loading_worker", str(tmp_path / "m"), str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    run_worker("tests.train.loading_worker", tmp_path / "m", out)
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     total = sum(p.numel() for p in model.parameters())  # tied: counted once
     assert reports[0]["logprob_sum"] == reports[1]["logprob_sum"]
