@@ -109,11 +109,7 @@ def accumulate_gradients(model, micro_batches, global_targets: int, sync_every_m
 
 
 def train(cfg: SFTConfig) -> dict:
-    info = D.init_distributed(cfg.train.device)
-    try:
-        return _train(cfg, info)
-    finally:
-        D.teardown(info)
+    return D.run_in_process_group(cfg.train.device, _train, cfg)
 
 
 def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
@@ -173,8 +169,8 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
         micro_batches = rank_micro_batches([samples[i] for i in indices], rank=info.rank,
                                            world_size=info.world_size, mode=cfg.data.batching,
                                            tokens_per_micro_batch=tc.tokens_per_micro_batch, pad_id=pad_id)
-        num_micro = D.all_reduce_max(len(micro_batches), info.device)
-        micro_batches += [dummy_micro_batch(pad_id)] * (num_micro - len(micro_batches))
+        micro_batches = D.pad_to_longest(micro_batches, dummy_micro_batch(pad_id), info.device)
+        num_micro = len(micro_batches)
         local_targets = sum(int((mb.targets != IGNORE_INDEX).sum()) for mb in micro_batches)
         (global_targets,) = D.all_reduce_sum([local_targets], info.device)
 

@@ -31,11 +31,10 @@ def main(tokenizer_dir: str, data_path: str, out_dir: str) -> None:
     pad_id = pad_token_id(tokenizer)
     mbs = rank_micro_batches(samples[:8], rank=info.rank, world_size=info.world_size, mode="pack",
                              tokens_per_micro_batch=128, pad_id=pad_id)
-    num_micro = D.all_reduce_max(len(mbs), info.device)
-    mbs += [dummy_micro_batch(pad_id)] * (num_micro - len(mbs))
+    mbs = D.pad_to_longest(mbs, dummy_micro_batch(pad_id), info.device)
     (global_targets,) = D.all_reduce_sum([sum(int((mb.targets != IGNORE_INDEX).sum()) for mb in mbs)], info.device)
 
-    grads, report = {}, {"rank": info.rank, "micro_batches": num_micro}
+    grads, report = {}, {"rank": info.rank, "micro_batches": len(mbs)}
     for mode in ("every_micro_batch", "last_micro_batch"):
         tc = StepConfig(precision="fp32", device="cpu", grad_sync=mode)
         t = S.make_trainable(S.build_policy(None, tokenizer, info, tc, attn_implementation="sdpa",
