@@ -20,6 +20,7 @@ from pathlib import Path
 
 import orjson
 
+from imagine.bench.common import write_report
 from imagine.io import write_jsonl
 from imagine.sandbox.database import Database
 from imagine.tasks.travelplanner.checks_batch import BatchChecker
@@ -106,10 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Whole `imagine eval` process: **{process_rate:,.0f} plans/s** over {process_row[1]:,} plans "
         f"(target >= 5,000 plans/s; official evaluator: {OFFICIAL_PLANS_PER_S}).",
     ]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "eval.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(Path(args.out) / "eval.md", "\n".join(lines))
     return 0
 
 

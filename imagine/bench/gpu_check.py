@@ -245,11 +245,11 @@ def check_sft(work: Path, model=None, steps: int = SFT_STEPS, device: str = "cud
 def check_vllm(work: Path) -> dict:
     import torch
 
+    from imagine.models.tiny import save_tiny_checkpoint, teacher_forced
     from imagine.rollout import SamplingConfig, full_state
     from imagine.rollout.vllm_engine import VLLMEngine
-    from tests.helpers import teacher_forced, tiny_model_and_tokenizer
 
-    model, tok = tiny_model_and_tokenizer(work, sharpen=4.0)  # logits a few nats apart: T matters
+    model, tok = save_tiny_checkpoint(work / "m", sharpen=4.0)  # logits a few nats apart: T matters
     engine = VLLMEngine(str(work / "m"), dtype="float32", max_model_len=1024, gpu_memory_utilization=0.3,
                         enable_sleep_mode=True)
     prompts = [tok.encode("from Rockford to"), tok.encode("Flight Number: F35")]

@@ -31,19 +31,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagine.bench.common import status_kib, write_report
+
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 8,
          "num_key_value_heads": 4, "head_dim": 32, "tie_word_embeddings": True, "max_position_embeddings": 1024}
 # 256 new tokens: GRPO answers are long (the demo's plans run to hundreds of tokens), and sampling
 # dominates a GRPO step there, not the update.
 PROMPTS, G, MAX_TOKENS, LR = 8, 8, 256, 1e-5
-
-
-def _peak_rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
 
 
 def build_model(work: Path) -> Path:
@@ -115,7 +110,7 @@ def trl_child(model: str, steps: int, out: str) -> None:
     start = time.perf_counter()
     trainer.train()
     gaps = [b - a for a, b in zip([start, *stamps], stamps)][1:]
-    print(json.dumps({"seconds_per_step": statistics.median(gaps), "peak_rss_mib": _peak_rss_kib() / 1024}))
+    print(json.dumps({"seconds_per_step": statistics.median(gaps), "peak_rss_mib": status_kib("VmHWM") / 1024}))
 
 
 def run_trl(model: Path, work: Path, steps: int) -> dict:
@@ -143,10 +138,7 @@ def main(argv=None) -> int:
         results = {"imagine-vllm": run_imagine(model, work, "vllm", args.steps),
                    "imagine-torch": run_imagine(model, work, "torch", args.steps),
                    "trl": run_trl(model, work, args.steps)}
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    text = report(results, args.steps)
-    (Path(args.out) / "grpo.md").write_text(text)
-    print(text)
+    write_report(Path(args.out) / "grpo.md", report(results, args.steps))
     return 0
 
 

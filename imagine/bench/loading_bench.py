@@ -30,6 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagine.bench import common
+from imagine.bench.common import status_kib
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # Qwen3-0.6B's shapes with 24 layers instead of 28: about 0.53B parameters, 2.1 GB in fp32.
@@ -37,13 +40,6 @@ MODEL = {"hidden_size": 1024, "intermediate_size": 3072, "num_hidden_layers": 24
          "num_key_value_heads": 8, "head_dim": 128, "vocab_size": 151_936, "tie_word_embeddings": True,
          "max_position_embeddings": 4096}
 METHODS = ("plain", "scatter", "broadcast")
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise KeyError(field)
 
 
 def save_random_model(model_dir: Path) -> int:
@@ -85,7 +81,7 @@ def worker(model_dir: str, method: str, out: str) -> None:
     torch.set_num_threads(1)
     info = init_distributed("cpu")
     barrier()
-    baseline = _status_kib("VmRSS")
+    baseline = status_kib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     t0 = time.perf_counter()
     kw = {"precision": "fp32", "activation_checkpointing": False, "cpu_offload": False}
@@ -97,7 +93,7 @@ def worker(model_dir: str, method: str, out: str) -> None:
     seconds = time.perf_counter() - t0
     local_bytes = sum(p.to_local().numel() * p.element_size() for p in model.parameters())
     record = {"rank": info.rank, "world_size": info.world_size, "method": method, "baseline_kib": baseline,
-              "peak_kib": _status_kib("VmHWM"), "after_kib": _status_kib("VmRSS"), "seconds": seconds,
+              "peak_kib": status_kib("VmHWM"), "after_kib": status_kib("VmRSS"), "seconds": seconds,
               "local_param_bytes": local_bytes}
     Path(out, f"{method}_w{info.world_size}_rank{info.rank}.json").write_text(json.dumps(record))
     teardown(info)
@@ -188,9 +184,7 @@ def write_report(path: Path, rows: list[dict], params: int, size_mib: float, loa
               "flight). `scatter` receives only its rows; `broadcast` (torch's `set_model_state_dict` with "
               "`broadcast_from_rank0`) receives each full tensor first, which shows from 4 ranks on. The fixed part is "
               "what keeps 2 ranks at 0.59 rather than 0.50; at 8B it is negligible.", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
-    print("\n".join(lines))
+    common.write_report(path, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -33,19 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagine.bench.common import status_kib
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_MESSAGES = ROOT.parent / "shared" / "travelplanner" / "train_sft_messages.jsonl"
 
 SHAPES = ("uniform", "proportional")
 MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 8,
          "num_key_value_heads": 4, "head_dim": 32, "tie_word_embeddings": True}
-
-
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def _trim(tok, messages: list[dict], length: int) -> list[dict]:
@@ -125,7 +120,7 @@ def run_ours(prep: dict, args) -> dict:
         "train.grad_clip=1.0", "train.precision=fp32", "train.device=cpu", "checkpoint.every=0",
         "checkpoint.resume=none", "checkpoint.export_hf=false", "log.wandb_mode=disabled",
     ])
-    rss_before = _rss_kib("VmRSS")
+    rss_before = status_kib("VmRSS")
     t0 = time.perf_counter()
     result = train(cfg)
     wall = time.perf_counter() - t0
@@ -137,7 +132,7 @@ def run_ours(prep: dict, args) -> dict:
     name = "train.py sft, " + (f"packed rows of {args.max_len}" if packed else "length-grouped padded batch")
     return {"trainer": name, "steps": len(records), "tokens": tokens, "train_seconds": seconds,
             "tokens_per_s": tokens / seconds, "first_loss": result["losses"][0], "last_loss": result["losses"][-1],
-            "rss_before_mib": rss_before / 1024, "peak_rss_mib": _rss_kib("VmHWM") / 1024, "wall_seconds": wall}
+            "rss_before_mib": rss_before / 1024, "peak_rss_mib": status_kib("VmHWM") / 1024, "wall_seconds": wall}
 
 
 def run_trl(prep: dict, args) -> dict:
@@ -181,7 +176,7 @@ def run_trl(prep: dict, args) -> dict:
     clock = StepClock()
     trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tok, callbacks=[clock])
     tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])  # real tokens, before any padding
-    rss_before = _rss_kib("VmRSS")
+    rss_before = status_kib("VmRSS")
     t0 = time.perf_counter()
     trainer.train()
     wall = time.perf_counter() - t0
@@ -191,7 +186,7 @@ def run_trl(prep: dict, args) -> dict:
             "tokens": tokens, "train_seconds": seconds, "tokens_per_s": tokens / seconds,
             "first_loss": clock.losses[0] if clock.losses else None,
             "last_loss": clock.losses[-1] if clock.losses else None,
-            "rss_before_mib": rss_before / 1024, "peak_rss_mib": _rss_kib("VmHWM") / 1024, "wall_seconds": wall}
+            "rss_before_mib": rss_before / 1024, "peak_rss_mib": status_kib("VmHWM") / 1024, "wall_seconds": wall}
 
 
 def child(args) -> int:

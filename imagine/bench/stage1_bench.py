@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagine.bench.common import write_report
 from imagine.io import read_jsonl
 from imagine.sandbox.database import Database
 from imagine.sandbox.synth import SynthConfig, synthesize
@@ -95,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{feas.get('infeasible', 0)} | {feas.get('unknown', 0)} | {report['rejected_total']} |", "",
                   "Rejections by reason:", ""]
         lines += [f"- {reason}: {count}" for reason, count in report["rejected"].items()]
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "stage1.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(Path(args.out) / "stage1.md", "\n".join(lines))
     return 0
 
 

@@ -7,10 +7,15 @@ the distributed checkpoint have one code path whatever the launch.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,15 @@ def init_distributed(device: str = "auto") -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, dev, owns_group)
 
 
+def run_in_process_group(device: str, body: Callable[[T, DistInfo], R], cfg: T) -> R:
+    """``body(cfg, info)`` inside the process group, which is torn down however the body ends."""
+    info = init_distributed(device)
+    try:
+        return body(cfg, info)
+    finally:
+        teardown(info)
+
+
 def teardown(info: DistInfo) -> None:
     """Destroy the process group, unless it belongs to someone else (e.g. an in-process vLLM)."""
     if info.owns_group and dist.is_initialized():
@@ -70,11 +84,15 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     return t.tolist()
 
 
-def all_reduce_max(value: int, device: torch.device) -> int:
-    t = torch.tensor([value], dtype=torch.int64, device=device)
+def _all_reduce_max(value, dtype: torch.dtype, device: torch.device):
+    t = torch.tensor([value], dtype=dtype, device=device)
     if dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return int(t.item())
+    return t.item()
+
+
+def all_reduce_max(value: int, device: torch.device) -> int:
+    return int(_all_reduce_max(value, torch.int64, device))
 
 
 def all_reduce_min(value: int, device: torch.device) -> int:
@@ -82,10 +100,16 @@ def all_reduce_min(value: int, device: torch.device) -> int:
 
 
 def all_reduce_max_float(value: float, device: torch.device) -> float:
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return float(t.item())
+    return float(_all_reduce_max(value, torch.float64, device))
+
+
+def pad_to_longest(items: list, filler, device: torch.device) -> list:
+    """``items`` plus copies of ``filler`` up to the longest rank's count.
+
+    Every rank must join every FSDP collective, so a rank with fewer micro-batches than another
+    runs empty ones (``filler`` contributes no loss) instead of leaving its peers waiting.
+    """
+    return items + [filler] * (all_reduce_max(len(items), device) - len(items))
 
 
 def broadcast_object(obj, src: int = 0):

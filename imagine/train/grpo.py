@@ -39,11 +39,7 @@ from kernels import group_advantages
 
 
 def train(cfg: GRPOConfig) -> dict:
-    info = D.init_distributed(cfg.train.device)
-    try:
-        return _train(cfg, info)
-    finally:
-        D.teardown(info)
+    return D.run_in_process_group(cfg.train.device, _train, cfg)
 
 
 def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
@@ -66,7 +62,7 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     prompts = [encode_chat(tokenizer, m) for m in task.prompts()]
     sampler = ResumableSampler(len(prompts), tc.seed, True)
     pad_id = pad_token_id(tokenizer)
-    policy = S.build_policy(cfg.model.path, tokenizer, info, attn_implementation=cfg.model.attn_implementation)
+    policy = S.build_policy(cfg.model.path, tokenizer, info, tc, attn_implementation=cfg.model.attn_implementation)
     t = S.make_trainable(policy, tc, info)
     reference = None
     if loss_cfg.kl_coef > 0:
@@ -175,8 +171,8 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
         for epoch_rows in plan:
             for rows in epoch_rows:
                 mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id)
-                n_micro = D.all_reduce_max(len(mbs), info.device)
-                mbs += [filler_batch(pad_id)] * (n_micro - len(mbs))
+                mbs = D.pad_to_longest(mbs, filler_batch(pad_id), info.device)
+                n_micro = len(mbs)
                 tokens, seqs = D.all_reduce_sum([sum(mb.num_tokens for mb in mbs),
                                                  sum(int(mb.mask.sum(-1).gt(0).sum()) for mb in mbs)], info.device)
                 for i, mb in enumerate(mbs):
@@ -259,8 +255,7 @@ def build_engine(cfg: GRPOConfig, info: D.DistInfo):
 def logprobs_of(net, rollouts, rows, advantages, loss_rows, tc, rc, pad_id, info) -> dict[int, torch.Tensor]:
     """Per-rollout log-probs (completion tokens only) under ``net``; a collective (fillers keep ranks even)."""
     mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id)
-    n_micro = D.all_reduce_max(len(mbs), info.device)
-    mbs += [filler_batch(pad_id)] * (n_micro - len(mbs))
+    mbs = D.pad_to_longest(mbs, filler_batch(pad_id), info.device)
     out = {}
     for mb in mbs:
         logp, _ = net(mb.input_ids.to(info.device), mb.position_ids.to(info.device), mb.targets.to(info.device),

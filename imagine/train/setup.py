@@ -1,7 +1,7 @@
 """What every training loop sets up the same way, so that ``sft.py`` and ``grpo.py`` read as recipes.
 
-Tokenizer, policy model (fresh or from a Hugging Face directory), FSDP2 wrapping, optimizer and
-schedule, resume from the latest checkpoint, the metrics logger, and the checkpoint schedule.
+Tokenizer, the FSDP2-sharded policy (fresh, or lean-loaded from a Hugging Face directory), optimizer
+and schedule, resume from the latest checkpoint, the metrics logger, and the checkpoint schedule.
 """
 
 from __future__ import annotations
@@ -45,21 +45,37 @@ def prepare_tokenizer(tokenizer_dir: str | Path, info: D.DistInfo, *, train_on: 
     return AutoTokenizer.from_pretrained(str(path))
 
 
-def build_policy(path: str | None, tokenizer, info: D.DistInfo, *, attn_implementation: str = "auto",
-                 init_from_config=None, init_seed: int = 0):
-    """A :class:`CausalLMLogProb` over a Hugging Face directory or a fresh tiny Qwen3 spec."""
+def build_policy(path: str | None, tokenizer, info: D.DistInfo, tc: StepConfig, *,
+                 attn_implementation: str = "auto", init_from_config=None, init_seed: int = 0,
+                 master_dtype: torch.dtype = torch.float32, requires_grad: bool = True):
+    """The FSDP2-sharded :class:`CausalLMLogProb` over a Hugging Face directory or a fresh tiny Qwen3 spec.
+
+    A checkpoint goes through lean loading, so no rank ever holds the whole model (8 x 16 GB of host
+    memory for Qwen3-8B on one node otherwise). A fresh model is built whole on every rank, since it
+    is tiny and the same seed gives the same weights everywhere, then sharded.
+    """
     from imagine.models.tiny import build_tiny_model
-    from imagine.train.model import CausalLMLogProb, load_causal_lm, pick_attn_implementation
+    from imagine.train.fsdp import shard_model
+    from imagine.train.loading import load_sharded_causal_lm
+    from imagine.train.model import CausalLMLogProb, pick_attn_implementation
 
     attn = pick_attn_implementation(attn_implementation, info.device)
+    precision = resolve_precision(tc, info)
     if path is not None:
-        lm = load_causal_lm(path, attn_implementation=attn)
+        model = load_sharded_causal_lm(path, info, precision=precision, attn_implementation=attn,
+                                       activation_checkpointing=tc.activation_checkpointing and requires_grad,
+                                       cpu_offload=tc.cpu_offload, master_dtype=master_dtype,
+                                       requires_grad=requires_grad)
     else:
         lm = build_tiny_model(init_from_config, seed=init_seed, attn_implementation=attn, tokenizer=tokenizer)
-    vocab = lm.get_input_embeddings().weight.shape[0]
+        model = shard_model(CausalLMLogProb(lm), info, precision=precision,
+                            activation_checkpointing=tc.activation_checkpointing and requires_grad,
+                            cpu_offload=tc.cpu_offload, master_dtype=master_dtype)
+        model.requires_grad_(requires_grad)
+    vocab = model.lm.get_input_embeddings().weight.shape[0]  # a DTensor's shape is the global one
     if len(tokenizer) > vocab:
         raise DataError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {vocab}")
-    return CausalLMLogProb(lm)
+    return model
 
 
 def resolve_precision(tc: StepConfig, info: D.DistInfo) -> str:
@@ -91,15 +107,12 @@ class Trainable:
 
 
 def make_trainable(model, tc: StepConfig, info: D.DistInfo) -> Trainable:
-    """FSDP2-shard the policy and build AdamW with its warmup+cosine schedule."""
-    from imagine.train.fsdp import shard_model
+    """AdamW with its warmup+cosine schedule over the sharded policy from :func:`build_policy`."""
     from imagine.train.model import count_parameters
     from imagine.train.optim import build_optimizer, build_scheduler
 
-    num_params = count_parameters(model)
+    num_params = count_parameters(model)  # DTensors report their global size
     precision = resolve_precision(tc, info)
-    model = shard_model(model, info, precision=precision, activation_checkpointing=tc.activation_checkpointing,
-                        cpu_offload=tc.cpu_offload)
     model.train()
     optimizer = build_optimizer(model, lr=tc.lr, weight_decay=tc.weight_decay, betas=tuple(tc.betas), eps=tc.eps)
     scheduler = build_scheduler(optimizer, warmup_steps=tc.warmup_steps, total_steps=tc.max_steps,
@@ -137,11 +150,13 @@ def checkpoint_if_due(ckpt: CheckpointConfig, ckpt_root: Path, done: int, max_st
 
 
 def frozen_reference(path: str, tokenizer, info: D.DistInfo, tc: StepConfig, *, attn_implementation: str = "auto"):
-    """The KL reference: the start checkpoint, sharded like the policy, never updated."""
-    from imagine.train.fsdp import shard_model
+    """The KL reference: the start checkpoint, sharded like the policy, never updated.
 
-    ref = build_policy(path, tokenizer, info, attn_implementation=attn_implementation)
-    ref.requires_grad_(False)
-    ref = shard_model(ref, info, precision=resolve_precision(tc, info), activation_checkpointing=False,
-                      cpu_offload=tc.cpu_offload)
+    Where the policy computes in bf16 the reference's shards are stored in bf16 too: no optimizer
+    needs fp32 masters of it, and it halves its memory. In fp32 (the CPU default) it keeps fp32, so
+    the reference log-probs are computed exactly as the policy's.
+    """
+    dtype = torch.bfloat16 if resolve_precision(tc, info) == "bf16" else torch.float32
+    ref = build_policy(path, tokenizer, info, tc, attn_implementation=attn_implementation, master_dtype=dtype,
+                       requires_grad=False)
     return ref.eval()

@@ -90,12 +90,26 @@ def _gather_strings(text: str) -> list[str]:
     return out
 
 
+def accumulate_gradients(model, micro_batches, global_targets: int, sync_every_micro_batch: bool,
+                         device: torch.device) -> torch.Tensor:
+    """Backward over one step's micro-batches; this rank's summed NLL (float64).
+
+    Every rank passes the same number of micro-batches (fillers included): FSDP's reduce-scatter
+    after the last one, or after each with ``sync_every_micro_batch``, is a collective.
+    """
+    nll_sum = torch.zeros((), dtype=torch.float64, device=device)
+    for i, mb in enumerate(micro_batches):
+        model.set_requires_gradient_sync(sync_every_micro_batch or i == len(micro_batches) - 1)
+        mb = mb.to(device)
+        logprobs, _ = model(mb.input_ids, mb.position_ids, mb.targets)
+        micro_nll = -logprobs.sum()  # the kernel gives 0 at IGNORE_INDEX positions
+        (micro_nll / global_targets).backward()
+        nll_sum += micro_nll.detach().double()
+    return nll_sum
+
+
 def train(cfg: SFTConfig) -> dict:
-    info = D.init_distributed(cfg.train.device)
-    try:
-        return _train(cfg, info)
-    finally:
-        D.teardown(info)
+    return D.run_in_process_group(cfg.train.device, _train, cfg)
 
 
 def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
@@ -125,7 +139,7 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
     sampler = ResumableSampler(len(samples), tc.seed, cfg.data.shuffle)
 
     # --- model, optimizer, resume ---------------------------------------------------------------
-    policy = S.build_policy(cfg.model.path, tokenizer, info, attn_implementation=cfg.model.attn_implementation,
+    policy = S.build_policy(cfg.model.path, tokenizer, info, tc, attn_implementation=cfg.model.attn_implementation,
                             init_from_config=cfg.model.init_from_config, init_seed=cfg.model.init_seed)
     lm_config = policy.lm.config
     t = S.make_trainable(policy, tc, info)
@@ -155,20 +169,13 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
         micro_batches = rank_micro_batches([samples[i] for i in indices], rank=info.rank,
                                            world_size=info.world_size, mode=cfg.data.batching,
                                            tokens_per_micro_batch=tc.tokens_per_micro_batch, pad_id=pad_id)
-        num_micro = D.all_reduce_max(len(micro_batches), info.device)
-        micro_batches += [dummy_micro_batch(pad_id)] * (num_micro - len(micro_batches))
+        micro_batches = D.pad_to_longest(micro_batches, dummy_micro_batch(pad_id), info.device)
+        num_micro = len(micro_batches)
         local_targets = sum(int((mb.targets != IGNORE_INDEX).sum()) for mb in micro_batches)
         (global_targets,) = D.all_reduce_sum([local_targets], info.device)
 
         lr = scheduler.get_last_lr()[0]
-        nll_sum = torch.zeros((), dtype=torch.float64, device=info.device)
-        for i, mb in enumerate(micro_batches):
-            model.set_requires_gradient_sync(t.sync_every_micro_batch or i == num_micro - 1)
-            mb = mb.to(info.device)
-            logprobs, _ = model(mb.input_ids, mb.position_ids, mb.targets)
-            micro_nll = -logprobs.sum()  # the kernel gives 0 at IGNORE_INDEX positions
-            (micro_nll / global_targets).backward()
-            nll_sum += micro_nll.detach().double()
+        nll_sum = accumulate_gradients(model, micro_batches, global_targets, t.sync_every_micro_batch, info.device)
         grad_norm = clip_gradients(model, tc.grad_clip)
         optimizer.step()
         scheduler.step()

@@ -23,7 +23,7 @@ def main(model_dir: str, out_dir: str) -> None:
     info = D.init_distributed("cpu")
     tokenizer = S.prepare_tokenizer(model_dir, info)
     tc = GRPOStepConfig(lr=1e-2, precision="fp32", device="cpu", max_steps=1, warmup_steps=0)
-    t = S.make_trainable(S.build_policy(model_dir, tokenizer, info, attn_implementation="sdpa"), tc, info)
+    t = S.make_trainable(S.build_policy(model_dir, tokenizer, info, tc, attn_implementation="sdpa"), tc, info)
     engine = make_engine("torch", model_dir)
     a, b = tokenizer.encode("from Rockford to St. Petersburg"), tokenizer.encode("Flight Number: F3573659 plan")
     n = min(len(a), len(b))

@@ -7,21 +7,19 @@ seam as TravelPlanner, so a tiny random model shows learning in a few dozen step
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from imagine.rollout import has_vllm
 from tests.conftest import ROOT
-from tests.helpers import kill_tree, tiny_model_and_tokenizer
+from tests.helpers import tiny_model_and_tokenizer
+from tests.train.launch import ENV, kill_after_checkpoint, metrics, run_train, run_worker, train_command
 
 pytestmark = pytest.mark.slow
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
 # Same-machine, same-seed reruns are bit-identical on CPU; the tolerance only absorbs JSON rounding.
 RESUME_RTOL = 1e-9
 # Trainer (FSDP2, fused log-prob kernel) vs engine (transformers forward) after a sync, fp32.
@@ -42,22 +40,8 @@ def letters_args(out_dir, model_dir, *extra):
             "log.wandb_mode=disabled", *extra]
 
 
-def command(args, nproc):
-    if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "train.py", "grpo", *args]
-    return [sys.executable, "train.py", "grpo", *args]
-
-
 def run(args, nproc=1):
-    proc = subprocess.run(command(args, nproc), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=500)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc
-
-
-def metrics(out_dir: Path) -> dict[int, dict]:
-    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r for r in records}  # a resumed run may log a step twice: the last one wins
+    return run_train("grpo", args, nproc)
 
 
 def test_two_process_grpo_raises_mean_reward(tmp_path, model_dir):
@@ -82,14 +66,8 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_one(tmp_path, model
     whole = tmp_path / "whole"
     run(letters_args(whole, model_dir, *common))
     killed = tmp_path / "killed"
-    victim = subprocess.Popen(command(letters_args(killed, model_dir, *common), 1), cwd=ROOT, env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (killed / "checkpoints" / "step_00000003").exists() and victim.poll() is None:
-        assert time.monotonic() < deadline, "the run to be killed never wrote its step-3 checkpoint"
-        time.sleep(0.02)
-    kill_tree(victim.pid)
-    victim.wait()
+    kill_after_checkpoint(train_command("grpo", letters_args(killed, model_dir, *common), 1),
+                          killed / "checkpoints" / "step_00000003")
     log = run(letters_args(killed, model_dir, *common))
     assert "resumed from" in log.stdout + log.stderr
     a, b = metrics(whole), metrics(killed)
@@ -99,10 +77,7 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_one(tmp_path, model
 
 
 def test_fsdp_policy_syncs_into_the_engine_on_every_rank(tmp_path, model_dir):
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "tests/train/grpo_sync_worker.py", str(model_dir), str(tmp_path)], cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    run_worker("tests.train.grpo_sync_worker", model_dir, tmp_path)
     lines = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("rank*.json"))]
     assert sorted(x["rank"] for x in lines) == [0, 1]
     for x in lines:
@@ -111,8 +86,9 @@ def test_fsdp_policy_syncs_into_the_engine_on_every_rank(tmp_path, model_dir):
 
 
 def test_bad_loss_name_exits_2_naming_the_key(tmp_path, model_dir):
-    proc = subprocess.run(command(letters_args(tmp_path / "x", model_dir, "loss.name=grpoo"), 1), cwd=ROOT, env=ENV,
-                          capture_output=True, text=True, timeout=120)
+    args = letters_args(tmp_path / "x", model_dir, "loss.name=grpoo")
+    proc = subprocess.run(train_command("grpo", args, 1), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 2 and "loss" in proc.stderr and "grpoo" in proc.stderr, proc.stderr[-2000:]
 
 

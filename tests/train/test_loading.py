@@ -7,15 +7,12 @@ case: untied head, bf16 files cast into fp32 masters); also GRPO's frozen bf16 r
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from tests.conftest import ROOT
 from tests.helpers import tiny_model_and_tokenizer
+from tests.train.launch import run_worker
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +26,7 @@ def test_lean_loading_matches_plain_load_on_every_rank(tmp_path, tie, dtype):
     model.to(dtype).save_pretrained(tmp_path / "m")
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "tests.train.loading_worker", str(tmp_path / "m"), str(out)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    run_worker("tests.train.loading_worker", tmp_path / "m", out)
     reports = [json.loads((out / f"rank{r}.json").read_text()) for r in range(2)]
     total = sum(p.numel() for p in model.parameters())  # tied: counted once
     assert reports[0]["logprob_sum"] == reports[1]["logprob_sum"]
@@ -51,3 +44,45 @@ def test_lean_loading_matches_plain_load_on_every_rank(tmp_path, tie, dtype):
     for rep in reports:
         assert rep["reference"] == {"dtypes": ["torch.bfloat16"], "frozen": True, "equal_to_plain_in_bf16": True,
                                     "buffer_dtypes": ["torch.float32"], "logprob_finite": True}
+
+
+def test_trainer_setup_lean_loads_the_policy_and_reference(tmp_path, monkeypatch):
+    """``train.py sft|grpo`` with ``model.path`` go through lean loading, never the full-copy load."""
+    from torch.distributed.tensor import DTensor
+
+    import imagine.train.loading as L
+    import imagine.train.model as M
+    from imagine.io import DataError
+    from imagine.train import dist as D
+    from imagine.train import setup as S
+    from imagine.train.config import StepConfig
+
+    model, tok = tiny_model_and_tokenizer(tmp_path)
+    calls = []
+    lean = L.load_sharded_causal_lm
+    monkeypatch.setattr(L, "load_sharded_causal_lm", lambda *a, **kw: calls.append(kw) or lean(*a, **kw))
+    monkeypatch.setattr(M, "load_causal_lm", lambda *a, **kw: pytest.fail("the full-copy loader ran"))
+    torch.set_num_threads(1)
+    info = D.init_distributed("cpu")
+    try:
+        tc = StepConfig(precision="fp32", device="cpu")
+        t = S.make_trainable(S.build_policy(str(tmp_path / "m"), tok, info, tc, attn_implementation="sdpa"), tc, info)
+        plain = dict(model.named_parameters())
+        for name, p in t.model.named_parameters():
+            assert isinstance(p, DTensor) and p.requires_grad and p.dtype == torch.float32
+            assert torch.equal(p.full_tensor(), plain[name.removeprefix("lm.")]), name
+        assert t.num_params == sum(p.numel() for p in model.parameters())
+        fp32_ref = S.frozen_reference(str(tmp_path / "m"), tok, info, tc, attn_implementation="sdpa")
+        bf16_ref = S.frozen_reference(str(tmp_path / "m"), tok, info, StepConfig(precision="bf16", device="cpu"),
+                                      attn_implementation="sdpa")
+        # the policy computes in fp32 on CPU, so the reference keeps fp32 there; bf16 only where the policy is
+        assert {p.dtype for p in fp32_ref.parameters()} == {torch.float32}
+        assert {p.dtype for p in bf16_ref.parameters()} == {torch.bfloat16}
+        assert not any(p.requires_grad for p in [*fp32_ref.parameters(), *bf16_ref.parameters()])
+        assert [(c["master_dtype"], c["requires_grad"]) for c in calls] == [
+            (torch.float32, True), (torch.float32, False), (torch.bfloat16, False)]
+        tok.add_tokens(["<an extra token>"])
+        with pytest.raises(DataError, match="embedding only"):
+            S.build_policy(str(tmp_path / "m"), tok, info, tc, attn_implementation="sdpa")
+    finally:
+        D.teardown(info)

@@ -17,17 +17,11 @@ uneven micro-batch counts across ranks and the global token normalisation are al
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import ROOT
-from tests.helpers import kill_tree
+from tests.train.launch import kill_after_checkpoint, metrics, run_train, train_command
 
 pytestmark = pytest.mark.slow
 
@@ -44,25 +38,8 @@ def _overrides(out_dir, data, tokenizer):
     ]
 
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-
-
-def _command(args, nproc):
-    if nproc > 1:
-        return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-                "train.py", "sft", *args]
-    return [sys.executable, "train.py", "sft", *args]
-
-
 def _run(args, nproc):
-    proc = subprocess.run(_command(args, nproc), cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return proc
-
-
-def _metrics(out_dir: Path) -> dict[int, dict]:
-    records = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
-    return {r["step"]: r for r in records}
+    return run_train("sft", args, nproc, timeout=400)
 
 
 @pytest.fixture(scope="module")
@@ -77,30 +54,22 @@ def runs(tmp_path_factory, sft_data, tiny_tokenizer_dir):
 
     k = base / "k"
     args_k = config + _overrides(k, sft_data, tiny_tokenizer_dir)
-    victim = subprocess.Popen(_command(args_k, 2), cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not (k / "checkpoints" / "step_00000003").exists() and victim.poll() is None:
-        assert time.monotonic() < deadline, "the run to be killed never wrote its step-3 checkpoint"
-        time.sleep(0.02)
-    kill_tree(victim.pid)
-    victim.wait()
-    time.sleep(0.5)
-    killed_steps = sorted(_metrics(k))
+    kill_after_checkpoint(train_command("sft", args_k, 2), k / "checkpoints" / "step_00000003")
+    killed_steps = sorted(metrics(k))
     log_k = _run(args_k, nproc=2)
     return {"a": a, "b": b, "c": c, "log_c": log_c.stdout, "k": k, "log_k": log_k.stdout,
             "killed_steps": killed_steps}
 
 
 def test_two_process_loss_goes_down(runs):
-    m = _metrics(runs["a"])
+    m = metrics(runs["a"])
     assert sorted(m) == [1, 2, 3, 4, 5, 6]
     assert m[6]["loss"] < m[1]["loss"] - 0.5, [m[s]["loss"] for s in m]
     assert all(r["micro_batches"] >= 2 for r in m.values())  # accumulation really happened
 
 
 def test_fsdp_losses_equal_single_process(runs):
-    two, one = _metrics(runs["a"]), _metrics(runs["b"])
+    two, one = metrics(runs["a"]), metrics(runs["b"])
     for step in range(1, 7):
         assert two[step]["target_tokens"] == one[step]["target_tokens"]
         assert two[step]["loss"] == pytest.approx(one[step]["loss"], rel=FSDP_VS_SINGLE_RTOL), step
@@ -109,7 +78,7 @@ def test_fsdp_losses_equal_single_process(runs):
 
 def test_resume_reproduces_steps_exactly(runs):
     assert "resumed from" in runs["log_c"]
-    full, resumed = _metrics(runs["a"]), _metrics(runs["c"])
+    full, resumed = metrics(runs["a"]), metrics(runs["c"])
     assert sorted(resumed) == [4, 5, 6]
     for step in (4, 5, 6):
         for key in ("loss", "grad_norm", "lr", "target_tokens"):
@@ -119,7 +88,7 @@ def test_resume_reproduces_steps_exactly(runs):
 def test_killed_run_resumes_from_its_last_checkpoint(runs):
     assert 6 not in runs["killed_steps"], "the run finished before it could be killed"
     assert "resumed from" in runs["log_k"] and "step_00000003" in runs["log_k"]
-    full, after_kill = _metrics(runs["a"]), _metrics(runs["k"])  # the last record of a step wins
+    full, after_kill = metrics(runs["a"]), metrics(runs["k"])  # the last record of a step wins
     for step in range(1, 7):
         assert after_kill[step]["loss"] == full[step]["loss"], step
         assert after_kill[step]["grad_norm"] == full[step]["grad_norm"], step
@@ -176,10 +145,10 @@ def elastic(runs, tmp_path_factory, sft_data, tiny_tokenizer_dir):
 def test_checkpoint_resumes_on_another_world_size(runs, elastic, name):
     out_dir, log = elastic[name]
     assert "resumed from" in log
-    resumed = _metrics(out_dir)
+    resumed = metrics(out_dir)
     assert sorted(resumed) == [4, 5, 6]
     # the uninterrupted runs on either world size: they differ only in summation order
-    for full in (_metrics(runs["a"]), _metrics(runs["b"])):
+    for full in (metrics(runs["a"]), metrics(runs["b"])):
         for step in (4, 5, 6):
             assert resumed[step]["target_tokens"] == full[step]["target_tokens"], step
             assert resumed[step]["lr"] == full[step]["lr"], step

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
-from tests.conftest import ROOT
 from tests.helpers import teacher_forced, tiny_model_and_tokenizer
+from tests.train.launch import run_worker
 
 
 def test_fused_logprob_uses_the_untied_head(tmp_path):
@@ -44,11 +40,7 @@ def test_untied_export_and_engine_sync(tmp_path):
 
     torch.set_num_threads(1)
     original, _ = tiny_model_and_tokenizer(tmp_path, sharpen=4.0, tie=False)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                           "-m", "tests.train.export_worker", str(tmp_path / "m"), str(tmp_path)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    run_worker("tests.train.export_worker", tmp_path / "m", tmp_path)
 
     exported = AutoModelForCausalLM.from_pretrained(str(tmp_path / "hf"), dtype=torch.float32).eval()
     assert exported.config.tie_word_embeddings is False
