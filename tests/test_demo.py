@@ -87,9 +87,18 @@ def test_rerunning_a_finished_demo_does_nothing(finished):
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 
-def test_failed_stage_names_itself_and_exits_nonzero(tmp_path):
+def test_a_bad_config_fails_before_any_stage(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("no_such_key: 1\n")
     proc = demo(tmp_path / "demo", "--mas-config", str(bad))
+    assert proc.returncode != 0 and "no_such_key" in proc.stderr
+    assert "== [" not in proc.stdout
+
+
+def test_a_failed_stage_names_itself_and_exits_nonzero(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("no_such_key: 1\n")
+    proc = demo(tmp_path / "demo", "--sft-config", str(bad))
     assert proc.returncode != 0
-    assert "no_such_key" in proc.stderr
+    assert "no_such_key" in proc.stderr and "stage 'sft' failed" in proc.stderr
+    assert (tmp_path / "demo" / ".stages" / "teacher").exists() and not (tmp_path / "demo" / ".stages" / "sft").exists()

@@ -117,14 +117,6 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
 
     engine = args.engine or ("vllm" if has_vllm() else "torch")
 
-    def student(name: str, model_dir: Path) -> Stage:
-        return Stage(f"eval-{name}", f"the {name} student answers the held-out queries (greedy, then sampled)",
-                     [py, "-m", "imagine.demo.evaluate", "student", "--name", name, "--model", str(model_dir),
-                      "--db", str(world), "--queries", str(held_out), "--out", str(eval_dir),
-                      "--engine", engine, "--samples", str(s.eval_samples), "--temperature", str(s.eval_temperature),
-                      "--max-tokens", str(s.max_tokens), "--seed", str(args.seed),
-                      "--reference-style", mas_cfg.reference_style, "--prompt-version", mas_cfg.prompt_version])
-
     world_argv = [py, "-m", "imagine", "world", "synth", "--out", str(world), "--seed", str(args.seed),
                   "--cities", str(s.cities), "--states", str(s.states), "--restaurants", s.restaurants,
                   "--attractions", s.attractions, "--accommodations", s.accommodations,
@@ -150,13 +142,16 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
     if s.ablation:
         out_stages.append(Stage("grpo-ablation", "the same GRPO run without the reflection bonus",
                                 grpo(out / "grpo_ablation", "task.options.reward.reflection_bonus=0")))
-    out_stages += [
-        student("base", sft / "hf_step0"),
-        student("sft", sft / "hf"),
-        student("grpo", out / "grpo" / "hf"),
-    ]
+    students = {"base": sft / "hf_step0", "sft": sft / "hf", "grpo": out / "grpo" / "hf"}
     if s.ablation:
-        out_stages.append(student("grpo_no_reflection_bonus", out / "grpo_ablation" / "hf"))
+        students["grpo_no_reflection_bonus"] = out / "grpo_ablation" / "hf"
+    out_stages.append(Stage(
+        "eval-students", "the students answer the held-out queries (greedy, then sampled at T=1)",
+        [py, "-m", "imagine.demo.evaluate", "students", *[a for name, d in students.items() for a in ("--model", f"{name}={d}")],
+         "--db", str(world), "--queries", str(held_out), "--out", str(eval_dir), "--engine", engine,
+         "--samples", str(s.eval_samples), "--temperature", str(s.eval_temperature), "--max-tokens", str(s.max_tokens),
+         "--seed", str(args.seed), "--reference-style", mas_cfg.reference_style,
+         "--prompt-version", mas_cfg.prompt_version]))
     out_stages += [
         Stage("eval-teacher", "the Reasoner's first answers and the team's final answers, from the traces",
               [py, "-m", "imagine.demo.evaluate", "teacher", "--traces", str(mas_held_out), "--db", str(world),

@@ -1,6 +1,6 @@
 """The demo's held-out evaluation: every model's answers as an ``imagine eval`` submission, then scored.
 
-    python -m imagine.demo.evaluate student --name sft --model DIR --db W --queries H --out EVAL_DIR ...
+    python -m imagine.demo.evaluate students --model base=DIR --model sft=DIR --db W --queries H --out EVAL_DIR ...
     python -m imagine.demo.evaluate teacher --traces MAS_DIR --db W --queries H --out EVAL_DIR
 
 Each model gets ``<out>/<name>.jsonl`` (the submission, one line per held-out query in order) and
@@ -54,50 +54,110 @@ def _final_passes(db, queries, texts: list[str]) -> list[bool]:
     return [checker.check_one(q, parse_output(t, require_think=False).plan).final_pass for q, t in zip(queries, texts)]
 
 
-def evaluate_student(args: argparse.Namespace) -> dict[str, Any]:
-    """Greedy answers (the submission, tokens, seconds), then ``--samples`` answers at ``--temperature``."""
-    from imagine.rollout import SamplingConfig, make_engine
+def checkpoint_tensors(model_dir: str | Path):
+    """A Hugging Face checkpoint's tensors by name, with ``lm_head.weight`` even when it is tied (a
+    weight sync must name every weight the engine has)."""
+    from safetensors import safe_open
+
+    head = embed = None
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as handle:
+            for name in handle.keys():  # noqa: SIM118 - a safetensors handle is not iterable
+                tensor = handle.get_tensor(name)
+                head = tensor if name == "lm_head.weight" else head
+                embed = tensor if name.endswith("embed_tokens.weight") else embed
+                yield name, tensor
+    if head is None and embed is not None:
+        yield "lm_head.weight", embed
+
+
+def _same_architecture(a: str | Path, b: str | Path) -> bool:
+    import json
+
+    def arch(d):
+        cfg = json.loads((Path(d) / "config.json").read_text())
+        return {k: v for k, v in cfg.items() if k not in ("_name_or_path", "transformers_version", "torch_dtype",
+                                                          "dtype")}
+
+    return arch(a) == arch(b)
+
+
+def evaluate_students(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """Each ``--model NAME=DIR`` in turn on one engine: vLLM's start-up costs more than a small model's
+    whole evaluation, so checkpoints of one architecture are swapped in by a weight sync instead.
+    A model whose ``<name>.json`` already exists is skipped, so an interrupted stage resumes."""
+    from imagine.rollout import make_engine
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.parse import parse_output
     from imagine.tasks.travelplanner.prompt import student_messages
-    from imagine.tasks.travelplanner.rl_task import says_no_errors
     from imagine.tasks.travelplanner.schema import load_queries
 
     queries = load_queries(args.queries)
     db = Database(args.db)
-    kw = {"max_model_len": _max_positions(args.model)} if args.engine == "vllm" else {}
-    engine = make_engine(args.engine, args.model, **kw)
-    tok = engine.tokenizer
     # The prompts exactly as rollout.py and the GRPO task build them, or the student is tested off-policy.
     messages = [student_messages(q, db, style=args.reference_style, prompt_version=args.prompt_version)
                 for q in queries]
-    prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True) for m in messages]
-    prompts = [list(p["input_ids"]) if hasattr(p, "keys") else list(p) for p in prompts]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [(name, d) for name, d in (spec.split("=", 1) for spec in args.model) if not (out / f"{name}.json").exists()]
+    engine = engine_dir = prompts = None
+    found = {}
+    try:
+        for name, model_dir in todo:
+            if engine is not None and args.engine == "vllm" and _same_architecture(engine_dir, model_dir):
+                engine.sync_weights(checkpoint_tensors(model_dir))
+            else:
+                if engine is not None:
+                    engine.close()
+                kw = {"max_model_len": _max_positions(model_dir)} if args.engine == "vllm" else {}
+                engine = make_engine(args.engine, model_dir, **kw)
+                tok = engine.tokenizer
+                prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True) for m in messages]
+                prompts = [list(p["input_ids"]) if hasattr(p, "keys") else list(p) for p in prompts]
+            engine_dir = model_dir
+            found[name] = _evaluate_one(args, engine, prompts, queries, db, name, model_dir)
+            atomic_write_json(out / f"{name}.json", found[name])
+            _say(name, found[name])
+    finally:
+        if engine is not None:
+            engine.close()
+    return found
+
+
+def _evaluate_one(args, engine, prompts, queries, db, name: str, model_dir: str) -> dict[str, Any]:
+    """Greedy answers (the submission, tokens, seconds), then ``--samples`` answers at ``--temperature``."""
+    from imagine.rollout import SamplingConfig
+    from imagine.tasks.travelplanner.parse import parse_output
+    from imagine.tasks.travelplanner.rl_task import says_no_errors
+
     t0 = time.perf_counter()
     greedy = engine.generate(prompts, SamplingConfig(n=1, temperature=0.0, max_tokens=args.max_tokens, seed=args.seed))
     greedy_s = time.perf_counter() - t0
     greedy.sort(key=lambda r: r.prompt_index)
     texts = [r.text for r in greedy]
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_submission(out / f"{args.name}.jsonl", [{"idx": i, "text": t} for i, t in enumerate(texts)])
-
+    _write_submission(out / f"{name}.jsonl", [{"idx": i, "text": t} for i, t in enumerate(texts)])
     sampled_pass = None
     if args.samples > 0:
         sampled = engine.generate(prompts, SamplingConfig(n=args.samples, temperature=args.temperature,
                                                           max_tokens=args.max_tokens, seed=args.seed))
         passes = _final_passes(db, [queries[r.prompt_index] for r in sampled], [r.text for r in sampled])
         sampled_pass = sum(passes) / len(passes)
-    engine.close()
-
-    values = score_submission(args.db, args.queries, out / f"{args.name}.jsonl")
+    values = score_submission(args.db, args.queries, out / f"{name}.jsonl")
     passed = _final_passes(db, queries, texts)
     says_ok = [says_no_errors(parse_output(t, require_think=False, require_open_tag=False).think) for t in texts]
     n = max(len(queries), 1)
     return {**values, "sampled_final_pass": sampled_pass, "samples_per_query": args.samples,
             "tokens_per_answer": sum(len(r.completion_ids) for r in greedy) / n,
             "seconds_per_answer": greedy_s / n, **honesty(says_ok, passed),
-            "model_dir": str(args.model), "engine": args.engine}
+            "model_dir": str(model_dir), "engine": args.engine}
+
+
+def _say(name: str, entry: dict[str, Any]) -> None:
+    print(f"{name}: final pass {100 * entry['Final Pass Rate']:.1f}%"
+          + (f", sampled {100 * entry['sampled_final_pass']:.1f}%" if entry.get("sampled_final_pass") is not None
+             else "")
+          + f", {entry['tokens_per_answer']:.0f} tokens and {entry['seconds_per_answer']:.3f} s per answer",
+          file=sys.stderr, flush=True)
 
 
 def evaluate_teacher(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -155,9 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m imagine.demo.evaluate", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="kind", required=True)
-    st = sub.add_parser("student", help="sample a student checkpoint on the held-out queries")
-    st.add_argument("--name", required=True, help="model name in results.json (base, sft, grpo, ...)")
-    st.add_argument("--model", required=True, help="Hugging Face model directory")
+    st = sub.add_parser("students", help="sample student checkpoints on the held-out queries")
+    st.add_argument("--model", action="append", required=True, metavar="NAME=DIR",
+                    help="a model's name in results.json (base, sft, grpo, ...) and its Hugging Face directory "
+                         "(repeatable)")
     st.add_argument("--engine", default="vllm" if has_vllm() else "torch", choices=["vllm", "torch"])
     st.add_argument("--samples", type=int, default=4, help="sampled answers per query for sampled_final_pass")
     st.add_argument("--temperature", type=float, default=1.0, help="temperature of the sampled answers")
@@ -173,18 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--queries", required=True, help="held-out query JSONL")
         p.add_argument("--out", required=True, help="directory for <name>.jsonl and <name>.json")
     args = ap.parse_args(argv)
-    out = Path(args.out)
-    if args.kind == "student":
-        found = {args.name: evaluate_student(args)}
+    if args.kind == "students":
+        bad = [spec for spec in args.model if "=" not in spec]
+        if bad:
+            ap.error(f"--model wants NAME=DIR, got {bad[0]!r}")
+        evaluate_students(args)
     else:
-        found = evaluate_teacher(args)
-    for name, entry in found.items():
-        atomic_write_json(out / f"{name}.json", entry)
-        print(f"{name}: final pass {100 * entry['Final Pass Rate']:.1f}%"
-              + (f", sampled {100 * entry['sampled_final_pass']:.1f}%" if entry.get("sampled_final_pass") is not None
-                 else "")
-              + f", {entry['tokens_per_answer']:.0f} tokens and {entry['seconds_per_answer']:.3f} s per answer",
-              file=sys.stderr)
+        for name, entry in evaluate_teacher(args).items():
+            atomic_write_json(Path(args.out) / f"{name}.json", entry)
+            _say(name, entry)
     return 0
 
 

@@ -52,12 +52,12 @@ FULL = DemoScale()
 QUICK = replace(
     FULL,
     cities=12, states=4,
-    train_queries=64, heldout_queries=24,
-    sft_steps=30, grpo_from_step=20,
+    train_queries=48, heldout_queries=12,
+    sft_steps=10, grpo_from_step=5,
     grpo_steps=2, ablation=False,
-    eval_samples=4, max_tokens=96,
-    sft_overrides=("train.samples_per_step=4", "checkpoint.every=10"),
-    grpo_overrides=("rollout.group_size=2", "rollout.prompts_per_step=2", "rollout.max_tokens=96",
+    eval_samples=4, max_tokens=64,
+    sft_overrides=("train.samples_per_step=4", "train.warmup_steps=2", "checkpoint.every=5"),
+    grpo_overrides=("rollout.group_size=2", "rollout.prompts_per_step=2", "rollout.max_tokens=64",
                     "checkpoint.every=2"),
 )
 
