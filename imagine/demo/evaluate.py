@@ -86,7 +86,7 @@ def evaluate_students(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Each ``--model NAME=DIR`` in turn on one engine: vLLM's start-up costs more than a small model's
     whole evaluation, so checkpoints of one architecture are swapped in by a weight sync instead.
     A model whose ``<name>.json`` already exists is skipped, so an interrupted stage resumes."""
-    from imagine.rollout import make_engine
+    from imagine.rollout import SamplingConfig, make_engine
     from imagine.sandbox.database import Database
     from imagine.tasks.travelplanner.prompt import student_messages
     from imagine.tasks.travelplanner.schema import load_queries
@@ -113,6 +113,9 @@ def evaluate_students(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
                 tok = engine.tokenizer
                 prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True) for m in messages]
                 prompts = [list(p["input_ids"]) if hasattr(p, "keys") else list(p) for p in prompts]
+                # A fresh engine's first batch pays one-off set-up; untimed, so that the first model's
+                # seconds per answer are comparable with the others'.
+                engine.generate(prompts[:2], SamplingConfig(n=1, temperature=0.0, max_tokens=2, seed=args.seed))
             engine_dir = model_dir
             found[name] = _evaluate_one(args, engine, prompts, queries, db, name, model_dir)
             atomic_write_json(out / f"{name}.json", found[name])
