@@ -78,6 +78,15 @@ def scale_of(args: argparse.Namespace):
              "max_tokens": args.student_max_tokens}
     scale = replace(scale, **{k: v for k, v in flags.items() if v is not None})
     scale.check()
+    if scale.sft_steps is None:
+        # K must be a step SFT reaches, or GRPO would find no hf_step<K> only after SFT's whole run.
+        from imagine.config import load_config
+        from imagine.train.config import SFTConfig
+
+        steps = load_config(SFTConfig, args.sft_config, [*scale.sft_overrides, *args.sft_set]).train.max_steps
+        if not 0 < scale.grpo_from_step <= steps:
+            raise ValueError(f"grpo_from_step (K) {scale.grpo_from_step} must be in 1..{steps}, the SFT steps of "
+                             f"{args.sft_config}; set it in imagine/demo/scale.py or with --grpo-from-step")
     return scale
 
 

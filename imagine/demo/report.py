@@ -106,7 +106,8 @@ def plots(out: Path, results: dict[str, Any]) -> list[tuple[str, str]]:
     if entries:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         names = list(entries)
-        ax.bar(range(len(names)), [100 * entries[m]["Final Pass Rate"] for m in names], color="tab:blue")
+        bars = ax.bar(range(len(names)), [100 * entries[m]["Final Pass Rate"] for m in names], color="tab:blue")
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
         ax.set_xticks(range(len(names)), [LABELS.get(m, m) for m in names], rotation=20, ha="right", fontsize=8)
         ax.set(ylabel="greedy final pass %", title=f"Held-out final pass ({results['heldout_queries']} queries)")
         save(fig, "heldout_final_pass.png", "Held-out greedy final pass per model")

@@ -27,7 +27,7 @@ class DemoScale:
     heldout_queries: int = 120
     # SFT: total steps, and K, the step whose checkpoint GRPO starts from (`hf_step<K>`).
     sft_steps: int | None = None
-    grpo_from_step: int = 800
+    grpo_from_step: int = 150
     # GRPO: optimizer steps of the main run and of the reflection-bonus ablation (None: the config's).
     grpo_steps: int | None = None
     ablation: bool = True
