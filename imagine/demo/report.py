@@ -86,7 +86,8 @@ def plots(out: Path, results: dict[str, Any]) -> list[tuple[str, str]]:
     for run, label in runs:
         path = out / run / "metrics.jsonl"
         keys = _reward_keys(path)
-        series = _series(path, keys + ["rollout/Final Pass Rate", "reward/no_errors"])
+        honest = "rollout/No errors. is a final pass"
+        series = _series(path, keys + ["rollout/Final Pass Rate", "reward/no_errors", honest])
         if series.get("reward", ([], []))[0]:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             for key in keys:
@@ -98,6 +99,7 @@ def plots(out: Path, results: dict[str, Any]) -> list[tuple[str, str]]:
             fig, ax = plt.subplots(figsize=(6, 3.5))
             ax.plot(*series["rollout/Final Pass Rate"], label="rollout final pass")
             ax.plot(*series["reward/no_errors"], label='reflection says "No errors."')
+            ax.plot(*series[honest], label='"No errors." that pass', linestyle="--")
             ax.set(xlabel="GRPO step", ylabel="share of rollouts", ylim=(0, 1), title=f"Rollouts ({label})")
             ax.legend(fontsize=8)
             save(fig, f"{run}_rollouts.png", f'Rollout final pass and "No errors." share per step ({label})')
