@@ -129,7 +129,7 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
     world_argv = [py, "-m", "imagine", "world", "synth", "--out", str(world), "--seed", str(args.seed),
                   "--cities", str(s.cities), "--states", str(s.states), "--restaurants", s.restaurants,
                   "--attractions", s.attractions, "--accommodations", s.accommodations,
-                  "--missing-route-share", str(s.missing_route_share)]
+                  "--missing-route-share", str(s.missing_route_share), *s.world_options]
     out_stages = [
         Stage("world", "a synthetic sandbox in the official CSV layout, at demo scale", world_argv, [world]),
         Stage("queries", "Stage 1: training queries with reference information (infeasible ones included)",

@@ -20,6 +20,7 @@ class DemoScale:
     attractions: str = "5-8"
     accommodations: str = "5-8"
     missing_route_share: float = 0.2
+    world_options: tuple[str, ...] = ()  # further `world synth` flags, e.g. ("--flag", "value")
     # Queries (`imagine queries gen`): the cell mix (3-day trips at every level), the teacher's
     # training queries (infeasible ones included, as in the paper), the feasible held-out set.
     mix: str = "3=1"
