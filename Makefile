@@ -32,7 +32,8 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
-# The whole pipeline on the synthetic world: resumable, outputs and summary.md under runs/demo.
+# The whole pipeline on a synthetic world: resumable; results.json and report.md under runs/demo
+# (DEMO_ARGS=--quick: the smoke-test preset).
 demo: $(STAMP)
 	$(BIN)/python -m imagine demo $(DEMO_ARGS)
 

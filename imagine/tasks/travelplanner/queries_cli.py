@@ -28,6 +28,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--min-state-flights", dest="min_state_flights", type=int, default=None,
                      help="first-day flights a 5/7-day 'no self-driving' query needs (official 10; default: 10 "
                           "on a full-size flights table, 3 on a smaller one)")
+    gen.add_argument("--feasible-only", dest="feasible_only", action="store_true",
+                     help="write only queries the solver proved feasible, drawing candidates until --n are "
+                          "written (an evaluation set where every query can pass)")
+    gen.add_argument("--max-candidates", dest="max_candidates", type=int, default=None,
+                     help="with --feasible-only: give up after this many drawn queries (default 10 x --n)")
     gen.add_argument("--report", default=None, help="write the rejection report JSON here (default OUT.report.json)")
     gen.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     gen.set_defaults(func=_gen)
@@ -55,18 +60,27 @@ def _gen(args: argparse.Namespace) -> int:
     exclude = ExcludeSet(Generator.places(db))
     for path in args.exclude:
         exclude.load(path)
-    cfg = GenConfig(n=args.n, seed=args.seed, mix=mix, solve_time_limit_s=args.solve_time_limit,
+    # With --feasible-only the schedule is drawn for the candidate cap, not for --n, so the same
+    # arguments always draw the same candidates and a resumed file continues the same sequence.
+    draws = (args.max_candidates or 10 * args.n) if args.feasible_only else args.n
+    cfg = GenConfig(n=draws, seed=args.seed, mix=mix, solve_time_limit_s=args.solve_time_limit,
                     min_state_flights=args.min_state_flights)
     gen = Generator(db, cfg, exclude)
     out = Path(args.out)
-    done = 0
+    done = start = 0
     if out.exists():
         for line, rec in iter_jsonl(out, skip_partial_tail=True):
-            expected = f"gen-{args.seed}-{done:06d}"
-            if not isinstance(rec, dict) or rec.get("id") != expected:
-                raise UserError(f"{out}:{line}: expected record id {expected!r} to resume this run; "
-                                "rerun with the same --seed/--n/--mix or choose a new --out")
+            rid = rec.get("id") if isinstance(rec, dict) else None
+            prefix = f"gen-{args.seed}-"
+            index = int(rid[len(prefix):]) if isinstance(rid, str) and rid.startswith(prefix) \
+                and rid[len(prefix):].isdigit() else -1
+            # Plain runs write every index; --feasible-only skips the infeasible ones, leaving gaps.
+            if index < start or (not args.feasible_only and index != start):
+                raise UserError(f"{out}:{line}: expected record id {prefix}{start:06d}"
+                                f"{' or later' if args.feasible_only else ''} to resume this run; "
+                                "rerun with the same --seed/--n/--mix/--feasible-only or choose a new --out")
             done += 1
+            start = index + 1
     if done > args.n:
         raise UserError(f"{out} already has {done} records, more than --n {args.n}")
     status: Counter = Counter()
@@ -77,19 +91,31 @@ def _gen(args: argparse.Namespace) -> int:
         bar = tqdm(total=args.n, initial=done, unit="query", dynamic_ncols=True)
     try:
         with JsonlAppender(out) as sink:
-            for rec in gen.records(start=done):
+            written = done
+            for rec in gen.records(start=start) if done < args.n else ():
+                label = {True: "feasible", False: "infeasible", None: "unknown"}[rec["feasible"]]
+                if args.feasible_only and rec["feasible"] is not True:
+                    status[f"{label} (skipped)"] += 1
+                    continue
                 sink.append(rec)
-                status[{True: "feasible", False: "infeasible", None: "unknown"}[rec["feasible"]]] += 1
+                status[label] += 1
+                written += 1
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(status, refresh=False)
+                if written >= args.n:
+                    break
+            if args.feasible_only and written < args.n:
+                raise UserError(f"--feasible-only: {written} feasible queries in {draws} drawn candidates, "
+                                f"fewer than --n {args.n}; raise --max-candidates or use a larger world")
     except RuntimeError as exc:
         raise UserError(str(exc)) from None
     finally:
         if bar is not None:
             bar.close()
     report = {
-        "written": sum(status.values()), "resumed_from": done, "feasible": dict(status),
+        "written": sum(v for k, v in status.items() if not k.endswith("(skipped)")), "resumed_from": done,
+        "feasible": dict(status),
         "rejected": dict(gen.rejections.most_common()), "rejected_total": sum(gen.rejections.values()),
         "exclude_sources": exclude.sources, "seconds": round(time.perf_counter() - t0, 2),
     }

@@ -1,0 +1,65 @@
+"""Every number that sets the demo's size, in one place, with the full and the quick preset.
+
+Tuning the demo means editing these two presets; the stages only read them, so a number never hides
+in a command line. ``None`` means "what the config file says" (the SFT and GRPO configs keep their own
+step counts unless a preset overrides them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class DemoScale:
+    # World (`imagine world synth`): few cities and short per-city tables keep prompts short, while
+    # prices and missing routes vary enough that the prompt must be read.
+    cities: int = 20
+    states: int = 5
+    restaurants: str = "5-8"
+    attractions: str = "5-8"
+    accommodations: str = "5-8"
+    missing_route_share: float = 0.2
+    world_options: tuple[str, ...] = ()  # further `world synth` flags, e.g. ("--flag", "value")
+    # Queries (`imagine queries gen`): the cell mix (3-day trips at every level), the teacher's
+    # training queries (infeasible ones included, as in the paper), the feasible held-out set.
+    mix: str = "3=1"
+    train_queries: int = 2000
+    heldout_queries: int = 120
+    # SFT: total steps, and K, the step whose checkpoint GRPO starts from (`hf_step<K>`).
+    sft_steps: int | None = None
+    grpo_from_step: int = 150
+    # GRPO: optimizer steps of the main run and of the reflection-bonus ablation (None: the config's).
+    grpo_steps: int | None = None
+    ablation: bool = True
+    # Held-out evaluation of the students: greedy once, then `eval_samples` samples at T=1 per query.
+    eval_samples: int = 4
+    eval_temperature: float = 1.0
+    max_tokens: int = 1024
+    # Extra KEY=VALUE overrides for train.py, for settings that only matter at one scale.
+    sft_overrides: tuple[str, ...] = ()
+    grpo_overrides: tuple[str, ...] = ()
+
+    def check(self) -> None:
+        if self.sft_steps is not None and not 0 < self.grpo_from_step <= self.sft_steps:
+            raise ValueError(f"grpo_from_step {self.grpo_from_step} must be in 1..sft_steps ({self.sft_steps})")
+        if min(self.train_queries, self.heldout_queries, self.eval_samples, self.max_tokens) < 1:
+            raise ValueError("query counts, eval_samples and max_tokens must be positive")
+
+
+FULL = DemoScale()
+
+# At most 5 minutes on 2 CPU cores: a smoke test of every stage, not a result.
+QUICK = replace(
+    FULL,
+    cities=12, states=4,
+    train_queries=48, heldout_queries=12,
+    sft_steps=10, grpo_from_step=5,
+    grpo_steps=2, ablation=False,
+    eval_samples=4, max_tokens=64,
+    sft_overrides=("train.samples_per_step=4", "train.warmup_steps=2", "checkpoint.every=5"),
+    grpo_overrides=("rollout.group_size=2", "rollout.prompts_per_step=2", "rollout.max_tokens=64",
+                    "checkpoint.every=2"),
+)
+
+PRESETS = {"full": FULL, "quick": QUICK}
