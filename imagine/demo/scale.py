@@ -14,28 +14,31 @@ from dataclasses import dataclass, replace
 class DemoScale:
     # World (`imagine world synth`): few cities and short per-city tables keep prompts short, while
     # prices and missing routes vary enough that the prompt must be read.
-    cities: int = 20
-    states: int = 5
-    restaurants: str = "5-8"
-    attractions: str = "5-8"
-    accommodations: str = "5-8"
-    missing_route_share: float = 0.2
-    world_options: tuple[str, ...] = ()  # further `world synth` flags, e.g. ("--flag", "value")
+    cities: int = 40
+    states: int = 8
+    restaurants: str = "4-6"
+    attractions: str = "3-5"
+    accommodations: str = "4-6"
+    missing_route_share: float = 0.4  # drives are often unavailable: the prompt's transport lines matter
+    # Dense flights (every city an airport, most pairs served most days), so most queries are feasible
+    # and flying is often the only way; further `world synth` flags go here too.
+    world_options: tuple[str, ...] = ("--airport-share", "1", "--served-pair-share", "0.9",
+                                      "--flight-day-share", "0.9")
     # Queries (`imagine queries gen`): the cell mix (3-day trips at every level), the teacher's
     # training queries (infeasible ones included, as in the paper), the feasible held-out set.
     mix: str = "3=1"
-    train_queries: int = 2000
-    heldout_queries: int = 120
+    train_queries: int = 1500
+    heldout_queries: int = 150
     # SFT: total steps, and K, the step whose checkpoint GRPO starts from (`hf_step<K>`).
     sft_steps: int | None = None
-    grpo_from_step: int = 150
+    grpo_from_step: int = 900
     # GRPO: optimizer steps of the main run and of the reflection-bonus ablation (None: the config's).
     grpo_steps: int | None = None
     ablation: bool = True
     # Held-out evaluation of the students: greedy once, then `eval_samples` samples at T=1 per query.
     eval_samples: int = 4
     eval_temperature: float = 1.0
-    max_tokens: int = 1024
+    max_tokens: int = 700  # the longest demo answer is about 620 tokens
     # Extra KEY=VALUE overrides for train.py, for settings that only matter at one scale.
     sft_overrides: tuple[str, ...] = ()
     grpo_overrides: tuple[str, ...] = ()
