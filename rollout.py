@@ -37,11 +37,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from imagine.io import JsonlAppender
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
-    from imagine.tasks.travelplanner.metrics import format_table, metrics
+    from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+    from imagine.tasks.travelplanner.evaluator.metrics import format_table, metrics
     from imagine.tasks.travelplanner.parse import parse_output
-    from imagine.tasks.travelplanner.prompt import student_messages
     from imagine.tasks.travelplanner.schema import load_queries
+    from imagine.tasks.travelplanner.student.prompt import student_messages
 
     queries = load_queries(args.queries)[: args.limit]
     db = Database(args.db)

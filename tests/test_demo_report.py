@@ -11,7 +11,7 @@ import pytest
 from imagine.demo import scale_of
 from imagine.demo.evaluate import honesty
 from imagine.demo.report import write_report
-from imagine.tasks.travelplanner.metrics import METRIC_NAMES
+from imagine.tasks.travelplanner.evaluator.metrics import METRIC_NAMES
 
 
 def entry(final: float, **extra) -> dict:

@@ -1,6 +1,6 @@
 """Evaluator throughput: batch checker vs per-plan reference, and the whole ``imagine eval`` process.
 
-Plans are the 45 annotated train plans under random perturbations (imagine.tasks.travelplanner.perturb),
+Plans are the 45 annotated train plans under random perturbations (imagine.tasks.travelplanner.evaluator.perturb),
 so the mix of passing, failing, ungated and crash-prone plans resembles model output. Every row of
 the table is measured in this one run, each on a freshly loaded database (cold lookup memo).
 
@@ -23,10 +23,10 @@ import orjson
 from imagine.bench.common import write_report
 from imagine.io import write_jsonl
 from imagine.sandbox.database import Database
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.evaluate import evaluate_reference
-from imagine.tasks.travelplanner.lookup import IndexedLookup, ScanLookup
-from imagine.tasks.travelplanner.perturb import perturbed_pairs
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.evaluate import evaluate_reference
+from imagine.tasks.travelplanner.evaluator.lookup import IndexedLookup, ScanLookup
+from imagine.tasks.travelplanner.evaluator.perturb import perturbed_pairs
 from imagine.tasks.travelplanner.schema import annotated_plan, query_from_record
 
 OFFICIAL_PLANS_PER_S = "4-6 (170-260 ms per plan, measured for the issue)"

@@ -22,9 +22,9 @@ from imagine.io import atomic_write_bytes, atomic_write_json, dumps
 def score_submission(db_dir: str | Path, queries_path: str | Path, plans_path: str | Path) -> dict[str, float]:
     """The six official metrics of a submission file, as ``imagine eval --plans`` computes them."""
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
-    from imagine.tasks.travelplanner.eval_cli import load_plans
-    from imagine.tasks.travelplanner.metrics import metrics
+    from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+    from imagine.tasks.travelplanner.evaluator.eval_cli import load_plans
+    from imagine.tasks.travelplanner.evaluator.metrics import metrics
     from imagine.tasks.travelplanner.schema import load_queries
 
     queries = load_queries(str(queries_path))
@@ -47,7 +47,7 @@ def _write_submission(path: Path, rows: list[dict]) -> None:
 
 
 def _final_passes(db, queries, texts: list[str]) -> list[bool]:
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
+    from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
     from imagine.tasks.travelplanner.parse import parse_output
 
     checker = BatchChecker(db)
@@ -88,8 +88,8 @@ def evaluate_students(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     A model whose ``<name>.json`` already exists is skipped, so an interrupted stage resumes."""
     from imagine.rollout import SamplingConfig, make_engine
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.prompt import student_messages
     from imagine.tasks.travelplanner.schema import load_queries
+    from imagine.tasks.travelplanner.student.prompt import student_messages
 
     queries = load_queries(args.queries)
     db = Database(args.db)
@@ -130,7 +130,7 @@ def _evaluate_one(args, engine, prompts, queries, db, name: str, model_dir: str)
     """Greedy answers (the submission, tokens, seconds), then ``--samples`` answers at ``--temperature``."""
     from imagine.rollout import SamplingConfig
     from imagine.tasks.travelplanner.parse import parse_output
-    from imagine.tasks.travelplanner.rl_task import says_no_errors
+    from imagine.tasks.travelplanner.student.rl_task import says_no_errors
 
     t0 = time.perf_counter()
     greedy = engine.generate(prompts, SamplingConfig(n=1, temperature=0.0, max_tokens=args.max_tokens, seed=args.seed))

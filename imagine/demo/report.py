@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imagine.io import atomic_write_bytes, atomic_write_json, iter_jsonl, loads
-from imagine.tasks.travelplanner.metrics import METRIC_NAMES
+from imagine.tasks.travelplanner.evaluator.metrics import METRIC_NAMES
 
 MODELS = ("base", "sft", "grpo", "reasoner", "teacher")
 ABLATION = "grpo_no_reflection_bonus"

@@ -21,7 +21,7 @@ from imagine.mas.config import MasConfig, RoleConfig
 from imagine.mas.runner import read_traces, run_sync
 from imagine.sandbox.database import Database
 from imagine.sandbox.synth import SynthConfig, synthesize
-from imagine.tasks.travelplanner.generate import GenConfig, Generator
+from imagine.tasks.travelplanner.generation.generate import GenConfig, Generator
 from imagine.tasks.travelplanner.schema import query_from_record
 
 

@@ -15,7 +15,7 @@ class RoleConfig:
     """One agent: which backend and model answers it, with what prompt, sampling and limits."""
 
     backend: Literal["scripted", "openai", "vllm"] = "scripted"
-    prompt: str = ""  # prompt file: a name under imagine/tasks/travelplanner/prompts/ or a path
+    prompt: str = ""  # prompt file: a name under imagine/tasks/travelplanner/student/prompts/ or a path
     model: str = "scripted"
     base_url: str = ""  # OpenAI-compatible endpoint, e.g. https://host/v1
     api_key_env: str = ""  # name of the environment variable holding the key (never the key itself)

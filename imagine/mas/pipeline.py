@@ -14,11 +14,11 @@ from typing import Any
 from imagine.mas.backends.base import BackendError, ChatBackend, ChatContext, ChatResult
 from imagine.mas.config import MasConfig, RoleConfig
 from imagine.mas.limits import LimiterRegistry
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
 from imagine.tasks.travelplanner.parse import extract_json_plan
-from imagine.tasks.travelplanner.prompt import planner_prompt, reference_text
-from imagine.tasks.travelplanner.prompts import fill, load_prompt, text_hash
 from imagine.tasks.travelplanner.schema import Query
+from imagine.tasks.travelplanner.student.prompt import planner_prompt, reference_text
+from imagine.tasks.travelplanner.student.prompts import fill, load_prompt, text_hash
 
 ERRORS_EXIST = "Errors exist."
 NO_ERRORS_VERDICT = "No errors."

@@ -14,8 +14,8 @@ from typing import Any
 
 from imagine.io import iter_jsonl, loads
 from imagine.mas.runner import RUNS, read_traces
-from imagine.tasks.travelplanner.evaluate import PlanResult
-from imagine.tasks.travelplanner.metrics import METRIC_NAMES, metrics
+from imagine.tasks.travelplanner.evaluator.evaluate import PlanResult
+from imagine.tasks.travelplanner.evaluator.metrics import METRIC_NAMES, metrics
 from imagine.tasks.travelplanner.schema import query_from_record
 
 

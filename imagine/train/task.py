@@ -34,7 +34,7 @@ class Task(Protocol):
 
 
 TASKS = {
-    "travelplanner": "imagine.tasks.travelplanner.rl_task:make_task",
+    "travelplanner": "imagine.tasks.travelplanner.student.rl_task:make_task",
     "letters": "imagine.tasks.letters:make_task",
 }
 

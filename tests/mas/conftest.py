@@ -20,7 +20,7 @@ def world(tmp_path_factory):
     """(db_dir, queries_path, records): the default synthetic world and 45 generated queries (5 per cell)."""
     from imagine.sandbox.database import Database
     from imagine.sandbox.synth import SynthConfig, synthesize
-    from imagine.tasks.travelplanner.generate import GenConfig, Generator
+    from imagine.tasks.travelplanner.generation.generate import GenConfig, Generator
 
     root = tmp_path_factory.mktemp("masworld")
     db_dir = synthesize(root / "db", SynthConfig(seed=3))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from imagine.mas.backends.scripted import concise
-from imagine.tasks.travelplanner.prompts import load_prompt
+from imagine.tasks.travelplanner.student.prompts import load_prompt
 
 
 def test_demo_prompt_version_shortens_only_the_reasoner():

@@ -12,9 +12,9 @@ import pytest
 from imagine.config import load_config
 from imagine.mas.config import MasConfig
 from imagine.mas.runner import load_queries, read_traces, run_sync
-from imagine.tasks.travelplanner.prompt import student_messages
-from imagine.tasks.travelplanner.prompts import load_prompt, text_hash
 from imagine.tasks.travelplanner.schema import query_from_record
+from imagine.tasks.travelplanner.student.prompt import student_messages
+from imagine.tasks.travelplanner.student.prompts import load_prompt, text_hash
 
 # text_hash of each shipped v1 file, as recorded when they lived in imagine/mas/prompts/v1/.
 V1_HASHES = {"reasoner": "e68a8fc7e29bdceb", "judge": "2ecfa8ad3591aec0", "reflector": "a7e303460788b09a"}

@@ -22,10 +22,10 @@ from imagine.mas.dataset import build_dataset
 from imagine.mas.pipeline import ERRORS_EXIST, judge_verdict
 from imagine.mas.report import render, summarize
 from imagine.mas.runner import load_queries, read_traces, run_sync
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.generation.solver import solve
 from imagine.tasks.travelplanner.parse import parse_output
 from imagine.tasks.travelplanner.schema import query_from_record
-from imagine.tasks.travelplanner.solver import solve
 
 
 def test_mas_final_pass_clearly_beats_first_answer(world, world_db, tmp_path, capsys):

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from imagine.cli import main
-from imagine.tasks.travelplanner.metrics import METRIC_NAMES
+from imagine.tasks.travelplanner.evaluator.metrics import METRIC_NAMES
 from imagine.tasks.travelplanner.parse import NO_ERRORS, REFLECTION_END, REFLECTION_MARKER
 from imagine.tasks.travelplanner.schema import annotated_plan
 from tests.conftest import TP, TP_DB, require_shared

@@ -9,12 +9,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.evaluate import evaluate_reference
-from imagine.tasks.travelplanner.lookup import IndexedLookup, ScanLookup
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.evaluate import evaluate_reference
+from imagine.tasks.travelplanner.evaluator.lookup import IndexedLookup, ScanLookup
+from imagine.tasks.travelplanner.evaluator.perturb import perturbed_pairs
 from imagine.tasks.travelplanner.parse import REFLECTION_MARKER, check_plan_shape, parse_output
-from imagine.tasks.travelplanner.perturb import perturbed_pairs
-from imagine.tasks.travelplanner.reward import RewardConfig, compute_rewards
+from imagine.tasks.travelplanner.student.reward import RewardConfig, compute_rewards
 
 
 @pytest.fixture(scope="module")

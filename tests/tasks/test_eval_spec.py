@@ -7,11 +7,11 @@ import copy
 
 import pytest
 
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.checks_reference import ReferenceChecker
-from imagine.tasks.travelplanner.evaluate import COMMONSENSE, evaluate_reference
-from imagine.tasks.travelplanner.lookup import IndexedLookup, ScanLookup
-from imagine.tasks.travelplanner.metrics import counts
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.checks_reference import ReferenceChecker
+from imagine.tasks.travelplanner.evaluator.evaluate import COMMONSENSE, evaluate_reference
+from imagine.tasks.travelplanner.evaluator.lookup import IndexedLookup, ScanLookup
+from imagine.tasks.travelplanner.evaluator.metrics import counts
 
 EVALUATORS = ["batch", "reference-indexed", "reference-scan"]
 

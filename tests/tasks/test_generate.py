@@ -16,13 +16,13 @@ from imagine.cli import main
 from imagine.io import DataError, read_jsonl
 from imagine.sandbox.database import Database
 from imagine.sandbox.synth import SynthConfig, synthesize
-from imagine.tasks.travelplanner import templates
-from imagine.tasks.travelplanner.budget import BudgetRejected, estimate_budget, r100
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.dedup import ExcludeSet, first_date
-from imagine.tasks.travelplanner.generate import GenConfig, Generator, cell_schedule, parse_mix
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.generation import templates
+from imagine.tasks.travelplanner.generation.budget import BudgetRejected, estimate_budget, r100
+from imagine.tasks.travelplanner.generation.dedup import ExcludeSet, first_date
+from imagine.tasks.travelplanner.generation.generate import GenConfig, Generator, cell_schedule, parse_mix
+from imagine.tasks.travelplanner.generation.solver import solve
 from imagine.tasks.travelplanner.schema import query_from_record
-from imagine.tasks.travelplanner.solver import solve
 from tests.conftest import TP, require_shared
 
 

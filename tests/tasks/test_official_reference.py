@@ -8,14 +8,14 @@ import math
 
 import pytest
 
-from imagine.tasks.travelplanner.official_reference import (
+from imagine.tasks.travelplanner.benchmark.official_reference import (
     ReferenceParseError,
     parse_reference,
     reference_city_names,
 )
-from imagine.tasks.travelplanner.prompt import messages_from_text, student_messages
 from imagine.tasks.travelplanner.reference import pandas_table, render_reference
 from imagine.tasks.travelplanner.schema import query_from_record
+from imagine.tasks.travelplanner.student.prompt import messages_from_text, student_messages
 from tests.conftest import TP, require_shared
 
 

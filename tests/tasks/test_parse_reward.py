@@ -9,10 +9,10 @@ import orjson
 import pytest
 
 from imagine.io import DataError
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
 from imagine.tasks.travelplanner.parse import NO_ERRORS, REFLECTION_END, REFLECTION_MARKER, parse_output
-from imagine.tasks.travelplanner.reward import RewardConfig, compute_rewards
 from imagine.tasks.travelplanner.schema import annotated_plan, query_from_record
+from imagine.tasks.travelplanner.student.reward import RewardConfig, compute_rewards
 from tests.conftest import TP
 
 

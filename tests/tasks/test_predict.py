@@ -11,12 +11,12 @@ import pytest
 from imagine.cli import main
 from imagine.io import DataError
 from imagine.rollout import Rollout
-from imagine.tasks.travelplanner import predict_cli
-from imagine.tasks.travelplanner.predict import PredictSettings, raw_path, read_submission
-from imagine.tasks.travelplanner.predict import run as predict_rows
+from imagine.tasks.travelplanner.benchmark import predict_cli
+from imagine.tasks.travelplanner.benchmark.predict import PredictSettings, raw_path, read_submission
+from imagine.tasks.travelplanner.benchmark.predict import run as predict_rows
+from imagine.tasks.travelplanner.benchmark.splits import load_split
+from imagine.tasks.travelplanner.benchmark.submission import check_line
 from imagine.tasks.travelplanner.schema import PLAN_KEYS, annotated_plan
-from imagine.tasks.travelplanner.splits import load_split
-from imagine.tasks.travelplanner.submission import check_line
 from tests.conftest import TP, TP_DB, require_shared
 
 HIDDEN = ("date", "local_constraint", "budget")  # what the test split withholds (besides the plans)

@@ -10,12 +10,12 @@ import pytest
 
 from imagine.sandbox.database import Database
 from imagine.sandbox.synth import SynthConfig, synthesize
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.evaluate import COMMONSENSE
-from imagine.tasks.travelplanner.generate import GenConfig, Generator
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.evaluate import COMMONSENSE
+from imagine.tasks.travelplanner.generation.generate import GenConfig, Generator
+from imagine.tasks.travelplanner.generation.solver import solve
 from imagine.tasks.travelplanner.reference import NO_ROUTE, build_reference, reference_cities
 from imagine.tasks.travelplanner.schema import Query, query_from_record
-from imagine.tasks.travelplanner.solver import solve
 from tests.conftest import TP, require_shared
 
 

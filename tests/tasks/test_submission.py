@@ -6,8 +6,8 @@ import random
 
 import pytest
 
+from imagine.tasks.travelplanner.benchmark.submission import Fixes, check_line, format_plan, plan_cities
 from imagine.tasks.travelplanner.schema import PLAN_KEYS
-from imagine.tasks.travelplanner.submission import Fixes, check_line, format_plan, plan_cities
 
 
 def _day(n, **kw):
@@ -84,7 +84,7 @@ def test_plan_cities():
 
 
 def test_padding_a_short_plan_never_lets_it_pass(train_pairs, tp_db):
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
+    from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
 
     checker = BatchChecker(tp_db)
     for query, plan in train_pairs:

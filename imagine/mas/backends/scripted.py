@@ -25,10 +25,10 @@ from typing import Any
 from imagine.mas.backends.base import BackendError, ChatContext, ChatResult
 from imagine.mas.config import MISTAKES, ScriptedConfig
 from imagine.mas.template import render_plan
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.evaluate import PAPER_NAMES
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.evaluate import PAPER_NAMES
+from imagine.tasks.travelplanner.generation.solver import solve
 from imagine.tasks.travelplanner.reference import default_cities, reference_cities, travel_days
-from imagine.tasks.travelplanner.solver import solve
 
 MEALS = ("breakfast", "lunch", "dinner")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from imagine.tasks.travelplanner.checks_reference import ReferenceChecker
+from imagine.tasks.travelplanner.evaluator.checks_reference import ReferenceChecker
 from imagine.tasks.travelplanner.schema import Query
 
 COMMONSENSE = (

@@ -46,8 +46,8 @@ def _gen(args: argparse.Namespace) -> int:
     from imagine.errors import UserError
     from imagine.io import JsonlAppender, atomic_write_json, iter_jsonl
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.dedup import ExcludeSet
-    from imagine.tasks.travelplanner.generate import GenConfig, Generator, parse_mix
+    from imagine.tasks.travelplanner.generation.dedup import ExcludeSet
+    from imagine.tasks.travelplanner.generation.generate import GenConfig, Generator, parse_mix
 
     if args.n < 1:
         raise UserError("--n must be >= 1")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from imagine.tasks.travelplanner.evaluate import COMMONSENSE, HARD, PAPER_NAMES, PlanResult
+from imagine.tasks.travelplanner.evaluator.evaluate import COMMONSENSE, HARD, PAPER_NAMES, PlanResult
 from imagine.tasks.travelplanner.schema import Query
 
 METRIC_NAMES = (

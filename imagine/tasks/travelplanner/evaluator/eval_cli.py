@@ -54,8 +54,14 @@ def load_plans(path: str) -> tuple[list, list]:
 
 def run(args: argparse.Namespace) -> int:
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
-    from imagine.tasks.travelplanner.metrics import breakdown, counts, format_table, metrics, per_cell_metrics
+    from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+    from imagine.tasks.travelplanner.evaluator.metrics import (
+        breakdown,
+        counts,
+        format_table,
+        metrics,
+        per_cell_metrics,
+    )
 
     t0 = time.perf_counter()
     queries = [query_from_record(rec, f"{args.queries}:{line}: ") for line, rec in iter_jsonl(args.queries)]

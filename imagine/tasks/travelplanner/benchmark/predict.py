@@ -19,11 +19,11 @@ from typing import Any
 
 from imagine.io import DataError, JsonlAppender, iter_jsonl
 from imagine.rollout import SamplingConfig
-from imagine.tasks.travelplanner.official_reference import reference_city_names
+from imagine.tasks.travelplanner.benchmark.official_reference import reference_city_names
+from imagine.tasks.travelplanner.benchmark.splits import SplitRow
+from imagine.tasks.travelplanner.benchmark.submission import Fixes, check_line, format_plan, plan_cities
 from imagine.tasks.travelplanner.parse import parse_output
-from imagine.tasks.travelplanner.prompt import messages_from_text
-from imagine.tasks.travelplanner.splits import SplitRow
-from imagine.tasks.travelplanner.submission import Fixes, check_line, format_plan, plan_cities
+from imagine.tasks.travelplanner.student.prompt import messages_from_text
 
 
 @dataclass

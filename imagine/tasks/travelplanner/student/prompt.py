@@ -8,9 +8,9 @@ student on a distribution it never saw.
 
 from __future__ import annotations
 
-from imagine.tasks.travelplanner.prompts import fill, load_prompt
 from imagine.tasks.travelplanner.reference import build_reference, render_reference
 from imagine.tasks.travelplanner.schema import Query
+from imagine.tasks.travelplanner.student.prompts import fill, load_prompt
 
 
 def reference_text(query: Query, db=None, style: str = "compact") -> str:

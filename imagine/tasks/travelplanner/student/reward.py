@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
 from imagine.tasks.travelplanner.parse import DEFAULT_REFLECTION_PATTERN, parse_output
 from imagine.tasks.travelplanner.schema import Query
 

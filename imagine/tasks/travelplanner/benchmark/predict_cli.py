@@ -82,9 +82,9 @@ def missing_flights(rows, db) -> int:
 def score(rows, plans, db_dir: str) -> tuple[str, dict]:
     """Official metrics of a validation run, as text and as the ``--json`` record."""
     from imagine.sandbox.database import Database
-    from imagine.tasks.travelplanner.checks_batch import BatchChecker
-    from imagine.tasks.travelplanner.metrics import counts, format_table, metrics, per_cell_metrics
-    from imagine.tasks.travelplanner.splits import validation_queries
+    from imagine.tasks.travelplanner.benchmark.splits import validation_queries
+    from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+    from imagine.tasks.travelplanner.evaluator.metrics import counts, format_table, metrics, per_cell_metrics
 
     queries = validation_queries(rows)
     db = Database(db_dir)
@@ -99,14 +99,14 @@ def score(rows, plans, db_dir: str) -> tuple[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from imagine.io import atomic_write_json
-    from imagine.tasks.travelplanner.predict import (
+    from imagine.tasks.travelplanner.benchmark.predict import (
         PredictSettings,
         format_suspicious,
         read_submission,
         suspicious,
     )
-    from imagine.tasks.travelplanner.predict import run as predict_rows
-    from imagine.tasks.travelplanner.splits import load_split, validation_queries
+    from imagine.tasks.travelplanner.benchmark.predict import run as predict_rows
+    from imagine.tasks.travelplanner.benchmark.splits import load_split, validation_queries
 
     rows = load_split(args.split, args.limit)
     validation = validation_queries(rows) is not None
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     settings = PredictSettings(style=args.reference_style, prompt_version=args.prompt_version,
                                max_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed,
                                chunk=args.chunk, max_model_len=context)
-    from imagine.tasks.travelplanner.predict import done_lines
+    from imagine.tasks.travelplanner.benchmark.predict import done_lines
 
     engine = None
     if done_lines(Path(args.out), rows) < len(rows):

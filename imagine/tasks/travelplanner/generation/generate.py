@@ -23,12 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from imagine.io import DataError
-from imagine.tasks.travelplanner.budget import BudgetRejected, estimate_budget
-from imagine.tasks.travelplanner.dedup import ExcludeSet, PlaceFinder, record_key
+from imagine.tasks.travelplanner.generation.budget import BudgetRejected, estimate_budget
+from imagine.tasks.travelplanner.generation.dedup import ExcludeSet, PlaceFinder, record_key
+from imagine.tasks.travelplanner.generation.solver import solve
+from imagine.tasks.travelplanner.generation.templates import render_query
 from imagine.tasks.travelplanner.reference import build_reference
 from imagine.tasks.travelplanner.schema import Query
-from imagine.tasks.travelplanner.solver import solve
-from imagine.tasks.travelplanner.templates import render_query
 
 LEVELS = ("easy", "medium", "hard")
 DAYS = (3, 5, 7)

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from imagine.config import from_dict
-from imagine.tasks.travelplanner.checks_batch import BatchChecker
-from imagine.tasks.travelplanner.metrics import counts
+from imagine.tasks.travelplanner.evaluator.checks_batch import BatchChecker
+from imagine.tasks.travelplanner.evaluator.metrics import counts
 from imagine.tasks.travelplanner.parse import NO_ERRORS, REFLECTION_MARKER, parse_output
-from imagine.tasks.travelplanner.prompt import student_messages
-from imagine.tasks.travelplanner.reward import RewardConfig, compute_rewards
 from imagine.tasks.travelplanner.schema import load_queries
+from imagine.tasks.travelplanner.student.prompt import student_messages
+from imagine.tasks.travelplanner.student.reward import RewardConfig, compute_rewards
 from imagine.train.task import Score
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from imagine.io import DataError, iter_jsonl
-from imagine.tasks.travelplanner.official_reference import ParsedReference, parse_reference
+from imagine.tasks.travelplanner.benchmark.official_reference import ParsedReference, parse_reference
 from imagine.tasks.travelplanner.schema import DAYS, LEVELS, Query, query_from_record
 
 REQUIRED_COLUMNS = ("level", "days", "query", "reference_information")

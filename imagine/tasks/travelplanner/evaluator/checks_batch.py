@@ -17,9 +17,13 @@ import math
 from typing import Any
 
 from imagine.tasks.travelplanner import strings as S
-from imagine.tasks.travelplanner.checks_reference import HOUSE_RULES, ROOM_TYPES, valid_city_sequence
-from imagine.tasks.travelplanner.evaluate import PlanResult, evaluate_reference, garbage_result
-from imagine.tasks.travelplanner.lookup import IndexedLookup
+from imagine.tasks.travelplanner.evaluator.checks_reference import (
+    HOUSE_RULES,
+    ROOM_TYPES,
+    valid_city_sequence,
+)
+from imagine.tasks.travelplanner.evaluator.evaluate import PlanResult, evaluate_reference, garbage_result
+from imagine.tasks.travelplanner.evaluator.lookup import IndexedLookup
 from imagine.tasks.travelplanner.schema import Query
 
 _DAY_KEYS = ("current_city", "transportation", "breakfast", "lunch", "dinner", "attraction", "accommodation")

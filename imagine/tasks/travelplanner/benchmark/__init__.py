@@ -1,0 +1,1 @@
+"""The official splits in, a leaderboard submission out (`imagine predict`)."""
