@@ -195,3 +195,28 @@ def test_missing_flights_warn(train_records, tp_db, tmp_path, capsys):
 def test_plan_keys_are_the_official_ones():
     assert PLAN_KEYS == ("days", "current_city", "transportation", "breakfast", "attraction", "lunch", "dinner",
                          "accommodation")
+
+
+def test_jsonl_csv_and_parquet_splits_load_the_same_rows(train_records, tmp_path):
+    """The official splits are distributed as parquet; the three formats must give the same rows."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from imagine.tasks.travelplanner.benchmark.splits import load_split
+
+    records = [{k: str(v) for k, v in r.items() if k != "annotated_plan"} for r in train_records[:3]]
+    jsonl = tmp_path / "s.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    csv_path = tmp_path / "s.csv"
+    with open(csv_path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, list(records[0]))
+        writer.writeheader()
+        writer.writerows(records)
+    parquet = tmp_path / "s.parquet"
+    pq.write_table(pa.Table.from_pylist(records), parquet)
+    loaded = [load_split(p) for p in (jsonl, csv_path, parquet)]
+    assert len(loaded[0]) == 3
+    for rows in loaded[1:]:
+        assert [(r.idx, r.record) for r in rows] == [(r.idx, r.record) for r in loaded[0]]
