@@ -33,7 +33,7 @@ from imagine.train.grpo_stats import Stats
 from imagine.train.losses import aggregate, policy_loss, resolve
 from imagine.train.optim import clip_gradients
 from imagine.train.profiling import StepProfiler
-from imagine.train.rollout_batch import filler_batch, micro_batches, mini_batch_rows
+from imagine.train.rollout_batch import IGNORE_INDEX, filler_batch, micro_batches, mini_batch_rows
 from imagine.train.task import Task, load_task
 from imagine.train.weight_sync import hf_named_tensors
 from kernels import group_advantages
@@ -263,7 +263,7 @@ def logprobs_of(net, rollouts, rows, advantages, loss_rows, tc, rc, pad_id, info
                       temperature=rc.temperature)
         logp = logp.view(mb.targets.shape).float().cpu()
         for b, i in enumerate(mb.rows):
-            out[i] = logp[b][mb.targets[b] != -100]
+            out[i] = logp[b][mb.targets[b] != IGNORE_INDEX]
     return out
 
 
@@ -271,5 +271,5 @@ def gather_rows(per_row: dict[int, torch.Tensor], mb) -> torch.Tensor:
     """Lay per-rollout completion log-probs out on a micro-batch's [rows, tokens] grid."""
     grid = torch.zeros(mb.mask.shape)
     for b, i in enumerate(mb.rows):
-        grid[b][mb.targets[b] != -100] = per_row[i]
+        grid[b][mb.targets[b] != IGNORE_INDEX] = per_row[i]
     return grid

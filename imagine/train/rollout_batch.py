@@ -18,8 +18,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from imagine.rollout import Rollout
-
-IGNORE_INDEX = -100
+from imagine.train.data import IGNORE_INDEX
 
 
 @dataclass
