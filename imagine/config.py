@@ -174,7 +174,7 @@ def _set_dotted(data: dict, path: list[str], value: Any, cls: type) -> None:
     tp: Any = cls
     for depth, part in enumerate(path):
         dotted = ".".join(path[: depth + 1])
-        if not (dataclasses.is_dataclass(tp) or get_origin(tp) is dict or tp is dict):
+        if not (dataclasses.is_dataclass(tp) or get_origin(tp) is dict or tp is dict or tp is Any):
             raise ConfigError(f"unknown config key {dotted!r} (override)")
         if dataclasses.is_dataclass(tp):
             hints = get_type_hints(tp)
@@ -188,7 +188,8 @@ def _set_dotted(data: dict, path: list[str], value: Any, cls: type) -> None:
                 if len(inner) == 1:
                     tp = inner[0]
         else:
-            tp = (get_args(tp) or (Any, Any))[1]
+            # A free-form dict (a task's options) nests freely: its owner checks the keys it gets.
+            tp = (get_args(tp) or (Any, Any))[1] if tp is not Any else Any
         if depth == len(path) - 1:
             node[part] = value
         else:

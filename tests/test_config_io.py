@@ -111,3 +111,17 @@ def test_appender_repairs_torn_tail(tmp_path):
 def test_atomic_write_leaves_no_temp(tmp_path):
     atomic_write_json(tmp_path / "m.json", {"x": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_an_override_inside_task_options_reaches_the_task():
+    """The demo's ablation passes task.options.reward.reflection_bonus=0: a key inside the free-form
+    options dict, which only the task knows how to check."""
+    from imagine.config import from_dict
+    from imagine.tasks.travelplanner.student.rl_task import TravelPlannerOptions
+    from imagine.train.config import GRPOConfig
+
+    cfg = load_config(GRPOConfig, "configs/grpo/demo.yaml", ["task.options.reward.reflection_bonus=0"])
+    opts = from_dict(TravelPlannerOptions, cfg.task.options, "task.options")
+    assert opts.reward.reflection_bonus == 0 and opts.prompt_version == "demo"
+    with pytest.raises(ConfigError, match="task.options.reward.reflection_bonuss"):
+        from_dict(TravelPlannerOptions, {**cfg.task.options, "reward": {"reflection_bonuss": 0}}, "task.options")
