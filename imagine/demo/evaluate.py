@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from imagine.io import atomic_write_bytes, atomic_write_json, dumps
+from imagine.tasks.travelplanner.reference import REFERENCE_STYLES
 
 
 def score_submission(db_dir: str | Path, queries_path: str | Path, plans_path: str | Path) -> dict[str, float]:
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--temperature", type=float, default=1.0, help="temperature of the sampled answers")
     st.add_argument("--max-tokens", type=int, default=1024)
     st.add_argument("--seed", type=int, default=0)
-    st.add_argument("--reference-style", default="compact", choices=["compact", "official"],
+    st.add_argument("--reference-style", default="compact", choices=REFERENCE_STYLES,
                     help="the teacher config's (the student's training prompts)")
     st.add_argument("--prompt-version", default="v1")
     te = sub.add_parser("teacher", help="the Reasoner's and the team's answers from the held-out traces")

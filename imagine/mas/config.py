@@ -55,8 +55,9 @@ class ScriptedConfig:
     reflector_fix_rate: float = 0.95  # a flagged, fixable error is repaired with this probability
     latency_s: float = 0.0  # simulated time per call (demo of concurrency)
     # "concise" keeps the decisions (route, legs, stays, meals, total) and drops the solver's
-    # alternatives and bookkeeping: shorter traces for a small student (the demo's choice).
-    narration: Literal["full", "concise"] = "full"
+    # alternatives and bookkeeping: shorter traces for a small student. "minimal" also drops the
+    # prices, dates and sums (the demo's choice, see docs/demo.md).
+    narration: Literal["full", "concise", "minimal"] = "full"
 
     def validate(self) -> None:
         unknown = sorted(set(self.mistake_mix) - set(MISTAKES))
@@ -72,7 +73,7 @@ class MasConfig:
     db: str = ""  # sandbox database directory (for reference rendering and evaluator verdicts)
     seed: int = 0
     queries_in_flight: int = 64  # queries processed concurrently
-    reference_style: Literal["official", "compact"] = "compact"
+    reference_style: Literal["official", "compact", "sorted"] = "compact"
     prompt_version: str = "v1"
     reasoner: RoleConfig = field(default_factory=lambda: RoleConfig(prompt="reasoner"))
     judges: list[RoleConfig] = field(default_factory=lambda: [RoleConfig(prompt="judge"),

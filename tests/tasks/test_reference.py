@@ -117,6 +117,64 @@ def test_compact_style_is_smaller_and_keeps_the_facts(tp_db, train):
         render_reference({}, "fancy")
 
 
+def test_sorted_style_lists_each_priced_table_cheapest_first(tp_db, train):
+    records, refs = train
+    prices = {"Restaurants": "Average Cost", "Accommodations": "price", "Flight": "Price"}
+    names = {"Restaurants": "Name", "Accommodations": "NAME", "Flight": "Flight Number"}
+    for official in refs:
+        text = render_reference(official, "sorted")
+        compact = render_reference(official, "compact")
+        assert sorted(text.splitlines()) == sorted(_without_rating(compact).splitlines())  # same rows, reordered
+        for key, rows in official.items():
+            kind = key.split(" ", 1)[0]
+            if kind not in prices or not isinstance(rows, list) or not rows:
+                continue
+            block = text.split(f"## {key} (", 1)[1].split("\n\n", 1)[0]
+            assert block.split("\n", 1)[0].endswith("; cheapest first)")
+            cheapest_first = sorted(rows, key=lambda r: float(r[prices[kind]]))  # stable: ties keep file order
+            lines = block.split("\n")[1:]
+            where, taken = [], set()
+            for r in cheapest_first:  # the first not yet matched line that starts with this row's name
+                first = str(r[names[kind]]).split("\n")[0]
+                k = next(i for i, line in enumerate(lines) if i not in taken and (line == first or line.startswith(first + "; ")))
+                taken.add(k)
+                where.append(k)
+            assert where == sorted(where), key
+
+
+def test_sorted_style_on_a_small_reference():
+    ref = {
+        "Restaurants in B": [
+            {"Name": "Dear", "Average Cost": 30, "Cuisines": "Tea", "Aggregate Rating": 4.1, "City": "B"},
+            {"Name": "Cheap", "Average Cost": 12, "Cuisines": "Pizza, BBQ", "Aggregate Rating": 3.0, "City": "B"},
+        ],
+        "Flight from A to B on 2022-03-01": [
+            {"Flight Number": "F2", "Price": 300, "DepTime": "09:00", "ArrTime": "11:00"},
+            {"Flight Number": "F1", "Price": 120, "DepTime": "13:00", "ArrTime": "15:00"},
+        ],
+        "Taxi from A to B": "No valid information.",
+    }
+    assert render_reference(ref, "sorted") == (
+        "## Restaurants in B (name; $ per person; cuisines; cheapest first)\nCheap; 12; Pizza, BBQ\nDear; 30; Tea\n\n"
+        "## Flight from A to B on 2022-03-01 (flight number; $ per person; departure-arrival; cheapest first)\n"
+        "F1; 120; 13:00-15:00\nF2; 300; 09:00-11:00\n\n"
+        "## Taxi from A to B: No valid information.")
+
+
+def _without_rating(compact: str) -> str:
+    """The compact text with the restaurant rating column cut, for comparing row sets."""
+    out = []
+    for block in compact.split("\n\n"):
+        head, *rows = block.split("\n")
+        if head.startswith("## Restaurants"):
+            head = head.replace("; rating)", "; cheapest first)")
+            rows = [r.rsplit("; ", 1)[0] for r in rows]
+        elif rows and head.startswith(("## Accommodations", "## Flight")):
+            head = head[:-1] + "; cheapest first)"
+        out.append("\n".join([head, *rows]))
+    return "\n\n".join(out)
+
+
 def test_legs_use_query_dates(tp_db, train):
     records, refs = train
     q = query_from_record(records[44])

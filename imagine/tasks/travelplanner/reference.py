@@ -15,6 +15,9 @@ Rendering has two styles. ``official`` reproduces the ``Content`` strings of tra
 ``DataFrame.to_string()``: right-justified columns, a leading space on numeric headers, the file index
 printed for restaurants only, floats at 6 decimals with common trailing zeros trimmed). ``compact``
 keeps only what a plan needs (names, prices, cuisines, rules, times, costs) in ``;``-separated lines.
+``sorted`` is ``compact`` with every priced table cheapest first and without the restaurant rating
+(no constraint reads it): the demo's choice for a small student, which then finds the cheapest
+admissible option by reading down a list instead of comparing prices it cannot yet add up.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import math
 from typing import Any
 
 NO_ROUTE = "No valid information."
+REFERENCE_STYLES = ("official", "compact", "sorted")
 
 # The official reference tables' columns, in print order: `official_reference.py` reads them back.
 ATTRACTION_FIELDS = ("Name", "Latitude", "Longitude", "Address", "Phone", "Website", "City")
@@ -160,16 +164,26 @@ def pandas_table(rows: list[dict[str, Any]], index: list[int] | None = None) -> 
     return "\n".join(" ".join(block[i] for block in blocks) for i in range(len(rows) + 1))
 
 
-def _compact_rows(kind: str, rows: list[dict[str, Any]]) -> list[str]:
+def _compact_rows(kind: str, rows: list[dict[str, Any]], rating: bool = True) -> list[str]:
     """One ';'-separated line per row, fields in the order the section header names them."""
     if kind == "Attractions":
         return [r["Name"] for r in rows]
     if kind == "Restaurants":
-        return [f"{r['Name']}; {r['Average Cost']}; {r['Cuisines']}; {r['Aggregate Rating']}" for r in rows]
+        tail = (lambda r: f"; {r['Aggregate Rating']}") if rating else (lambda r: "")
+        return [f"{r['Name']}; {r['Average Cost']}; {r['Cuisines']}" + tail(r) for r in rows]
     if kind == "Accommodations":
         return [f"{r['NAME']}; {_num(r['price'])}; {r['room type']}; {r['house_rules']}; "
                 f"{_num(r['minimum nights'])}; {r['maximum occupancy']}" for r in rows]
     return [f"{r['Flight Number']}; {r['Price']}; {r['DepTime']}-{r['ArrTime']}" for r in rows]
+
+
+_PRICE_FIELD = {"Restaurants": "Average Cost", "Accommodations": "price", "Flight": "Price"}
+
+
+def _cheapest_first(kind: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Stable, so equal prices keep file order (the evaluator's lookup reads the first match)."""
+    key = _PRICE_FIELD.get(kind)
+    return sorted(rows, key=lambda r: float(r[key])) if key else rows
 
 
 _COMPACT_HEADERS = {
@@ -185,10 +199,10 @@ def render_reference(ref: dict[str, Any], style: str = "official", restaurant_in
 
     ``official``: one ``Description``/``Content`` pair per entry, contents as pandas prints them (the
     restaurant tables need their file row numbers, taken from ``restaurant_index`` {(name, city): [rows]}
-    or, when absent, numbered from 0 within the table). ``compact``: the same facts, fewer tokens.
+    or, when absent, numbered from 0 within the table). ``compact``: the same facts, fewer tokens; ``sorted``: compact, cheapest first.
     """
-    if style not in ("official", "compact"):
-        raise ValueError(f"unknown reference style {style!r} (expected 'official' or 'compact')")
+    if style not in REFERENCE_STYLES:
+        raise ValueError(f"unknown reference style {style!r} (expected one of {', '.join(REFERENCE_STYLES)})")
     parts = []
     for desc, content in ref.items():
         kind = desc.split(" ", 1)[0]
@@ -210,7 +224,11 @@ def render_reference(ref: dict[str, Any], style: str = "official", restaurant_in
                 parts.append(f"## {desc}: {text}")
             else:
                 header = _COMPACT_HEADERS[kind]
-                parts.append(f"## {desc} ({header})\n" + "\n".join(_compact_rows(kind, content)))
+                if style == "sorted":
+                    content = _cheapest_first(kind, content)
+                    header = header.removesuffix("; rating") + ("; cheapest first" if kind in _PRICE_FIELD else "")
+                rows = _compact_rows(kind, content, rating=style != "sorted")
+                parts.append(f"## {desc} ({header})\n" + "\n".join(rows))
     return "\n\n".join(parts)
 
 

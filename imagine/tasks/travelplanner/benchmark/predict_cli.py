@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from imagine.tasks.travelplanner.reference import REFERENCE_STYLES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--limit", type=int, default=None, help="only the first N rows")
-    p.add_argument("--reference-style", dest="reference_style", default="compact", choices=["compact", "official"],
+    p.add_argument("--reference-style", dest="reference_style", default="compact", choices=REFERENCE_STYLES,
                    help="must match the teacher config the student was trained on")
     p.add_argument("--prompt-version", dest="prompt_version", default="v1")
     p.add_argument("--max-model-len", dest="max_model_len", type=int, default=None,
