@@ -18,7 +18,7 @@ END = "The reflection is over, now IMMEDIATELY output the final answer!"
 def test_without_reflection_is_byte_exact():
     text = render_target("Step 1.\nStep 2.", None, PLAN)
     expected = ("<think>Step 1.\nStep 2.\n" + MARKER + "\nNo errors.\n" + END + "</think>\n"
-                + "```json\n" + json.dumps(PLAN, indent=1) + "\n```")
+                + "```json\n[\n" + json.dumps(PLAN[0]) + ",\n" + json.dumps(PLAN[1]) + "\n]\n```")
     assert text == expected
     parsed = parse_output(text)
     assert parsed.format_ok, parsed.error
