@@ -41,6 +41,7 @@ SHARES = [
     ("airport_share", 0.8, "share of cities with an airport"),
     ("served_pair_share", 0.55, "share of airport pairs with any flights"),
     ("flight_day_share", 0.7, "share of days on which a served pair has flights"),
+    ("cuisine_share", 0.38, "chance a restaurant serves each minor cuisine; lower gives shorter cuisine lists"),
 ]
 
 

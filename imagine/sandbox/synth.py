@@ -95,6 +95,7 @@ class SynthConfig:
     flights_per_day: tuple[int, int] = (1, 4)
     missing_route_share: float = 0.04
     empty_rules_share: float = 0.05
+    cuisine_share: float = 0.38  # chance a restaurant serves each minor cuisine (major ones: 0.15/0.38 of it)
 
     @classmethod
     def tiny(cls, seed: int = 0) -> SynthConfig:
@@ -180,9 +181,10 @@ def _restaurant_name(rng: random.Random) -> str:
     return f"{rng.choice(['Casa', 'Chez', 'Taj', 'Golden Wok', 'Trattoria', 'El'])} {rng.choice(_NOUN)}"
 
 
-def _cuisines(rng: random.Random) -> str:
-    tags = [c for c in OTHER_CUISINES if rng.random() < 0.38]
-    tags += [c for c in MAIN_CUISINES if rng.random() < 0.15]
+def _cuisines(rng: random.Random, share: float) -> str:
+    main_share = 0.15 if share == 0.38 else share * 0.15 / 0.38  # the defaults stay bit-exact
+    tags = [c for c in OTHER_CUISINES if rng.random() < share]
+    tags += [c for c in MAIN_CUISINES if rng.random() < main_share]
     if not tags:
         tags = [rng.choice(OTHER_CUISINES + MAIN_CUISINES)]
     rng.shuffle(tags)
@@ -201,7 +203,7 @@ def _write_restaurants(root: Path, cities: list[tuple[str, str]], rng: random.Ra
             names.append(name)
             cost = int(min(250, max(10, rng.lognormvariate(3.5, 0.5))))
             rating = round(rng.choice([0.0] * 1 + [rng.uniform(2.5, 4.9)] * 9), 1)
-            w.writerow([idx, name, city, _cuisines(rng), cost, rating])
+            w.writerow([idx, name, city, _cuisines(rng, cfg.cuisine_share), cost, rating])
             idx += 1
     fh.close()
 

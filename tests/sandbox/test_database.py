@@ -95,3 +95,21 @@ def test_synth_cli_table_sizes_and_shares(tmp_path):
     assert 12 <= summary["restaurants"] <= 18 and summary["attractions"] == 24
     bad = subprocess.run(args[:-2] + ["--restaurants", "5-2"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "--restaurants" in bad.stderr
+
+
+def test_cuisine_share_shortens_cuisine_lists_and_its_default_changes_nothing(tmp_path):
+    from imagine.sandbox.database import Database
+    from imagine.sandbox.synth import SynthConfig, synthesize
+
+    def mean_cuisines(cfg: SynthConfig, name: str) -> tuple[float, bytes]:
+        root = synthesize(tmp_path / name, cfg)
+        db = Database(root)
+        counts = [len(r.cuisines.split(", ")) for r in db.restaurants]
+        files = b"".join(p.read_bytes() for p in sorted(root.rglob("*.csv")))
+        return sum(counts) / len(counts), files
+
+    base, base_files = mean_cuisines(SynthConfig(seed=5, n_cities=8, n_states=2), "base")
+    same, same_files = mean_cuisines(SynthConfig(seed=5, n_cities=8, n_states=2, cuisine_share=0.38), "same")
+    few, _ = mean_cuisines(SynthConfig(seed=5, n_cities=8, n_states=2, cuisine_share=0.1), "few")
+    assert same_files == base_files  # the default is the generator as it was: old worlds stay reproducible
+    assert few < 0.5 * base, (few, base)
