@@ -22,6 +22,9 @@ class ModelConfig:
     # Fresh models only: train a byte-level BPE of this size on the training data when `tokenizer`
     # does not exist yet (0: the tokenizer must exist).
     train_tokenizer_vocab_size: int = 0
+    # Its pre-tokenization: "words" (GPT-2's) or "lines" (merges across words within a line; shorter
+    # sequences for structured data, see imagine/models/tokenizer.py).
+    train_tokenizer_split: Literal["words", "lines"] = "words"
     attn_implementation: Literal["auto", "sdpa", "flash_attention_2", "eager"] = "auto"
 
     def validate(self) -> None:

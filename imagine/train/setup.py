@@ -27,7 +27,7 @@ def start_run(out_dir: Path, cfg, info: D.DistInfo) -> None:
 
 
 def prepare_tokenizer(tokenizer_dir: str | Path, info: D.DistInfo, *, train_on: str | None = None,
-                      vocab_size: int = 0):
+                      vocab_size: int = 0, split: str = "words"):
     """The model's tokenizer; with ``train_on`` and a vocabulary size, trained on that data once (rank 0)."""
     from transformers import AutoTokenizer
 
@@ -40,7 +40,7 @@ def prepare_tokenizer(tokenizer_dir: str | Path, info: D.DistInfo, *, train_on: 
         if info.is_main:
             from imagine.models.tokenizer import conversation_texts, train_tokenizer
 
-            train_tokenizer(conversation_texts(train_on), vocab_size, path)
+            train_tokenizer(conversation_texts(train_on), vocab_size, path, split=split)
         D.barrier()
     return AutoTokenizer.from_pretrained(str(path))
 

@@ -128,7 +128,7 @@ def _train(cfg: SFTConfig, info: D.DistInfo) -> dict:
     # --- data ---------------------------------------------------------------------------------
     tokenizer = S.prepare_tokenizer(cfg.model.tokenizer or cfg.model.path, info, vocab_size=(
         cfg.model.train_tokenizer_vocab_size if cfg.model.init_from_config is not None else 0),
-        train_on=cfg.data.train_path)
+        train_on=cfg.data.train_path, split=cfg.model.train_tokenizer_split)
     encode = make_encoder(cfg, tokenizer, info, out_dir, say)
     samples, stats = build_dataset(cfg.data.train_path, tokenizer, max_len=cfg.data.max_seq_len,
                                    overlong=cfg.data.overlong, encode=encode)

@@ -55,6 +55,31 @@ def test_fast_tokenizer_matches_hf_on_the_data(tiny_tokenizer, sft_data):
         assert fast.encode(t) == tiny_tokenizer(t, add_special_tokens=False)["input_ids"]
 
 
+def test_lines_tokenizer_merges_across_words_and_cuts_numbers_into_digit_pairs(tmp_path, sft_data):
+    from transformers import AutoTokenizer
+
+    from imagine.models.tokenizer import conversation_texts, train_tokenizer
+
+    texts = list(conversation_texts(sft_data)) * 3
+    train_tokenizer(texts, 400, tmp_path / "words")
+    train_tokenizer(texts, 400, tmp_path / "lines", split="lines")
+    words = AutoTokenizer.from_pretrained(str(tmp_path / "words"))
+    lines = AutoTokenizer.from_pretrained(str(tmp_path / "lines"))
+    n_words = sum(len(words(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    n_lines = sum(len(lines(t, add_special_tokens=False)["input_ids"]) for t in texts)
+    assert n_lines < 0.8 * n_words, (n_lines, n_words)
+    for text in texts[:20] + ["F0123 costs $4,512; at 10:08-13:52\n\nnext line 7"]:
+        ids = lines(text, add_special_tokens=False)["input_ids"]
+        assert lines.decode(ids) == text
+        pieces = [lines.decode([i]) for i in ids]
+        # a token holds one or two digits or none, and never a line break next to other text
+        assert all((p.isdigit() and len(p) <= 2) or not any(c.isdigit() for c in p) for p in pieces), pieces
+        assert all("\n" not in p or not p.strip("\n") for p in pieces), pieces
+    # the fast path reproduces it exactly
+    fast, _ = build_verified(lines, texts + ["  two  spaces\n\tand 12345 <think></think><|im_end|>"])
+    assert fast.encode(texts[0]) == lines(texts[0], add_special_tokens=False)["input_ids"]
+
+
 def test_fast_tokenizer_refuses_a_tokenizer_it_cannot_reproduce(tiny_tokenizer_dir, tiny_tokenizer, sft_data):
     from transformers import AutoTokenizer
 
