@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from imagine.mas.backends.scripted import concise
+from imagine.mas.backends.scripted import concise, minimal
 from imagine.tasks.travelplanner.student.prompts import load_prompt
 
 
@@ -31,3 +31,56 @@ def test_concise_narration_keeps_decisions_and_drops_alternatives():
         "Meals in B: X ($13); Y ($19); Z ($28).",
         "Total $462 = transport $132 + stays $270 + meals $60 <= budget $1200: the plan is feasible.",
     ]
+
+
+def test_minimal_narration_keeps_the_choices_without_prices_dates_or_sums():
+    trace = [
+        "Route A -> B -> A with nights 2: travel on days 1, 3.",
+        "Leg A -> B on 2022-03-16: take flight F1234567 at $97 per person ($194 for the party); alternatives: taxi $1268.",
+        "Leg B -> A on 2022-03-18: take self-driving ($63 for the party).",
+        "Stay in B for 2 nights: Nice flat (with garden) (Private room, $135 x 1 room x 2).",
+        "Meals in B: X ($13); Y ($36, American); Z ($38, Italian/Indian).",
+        "Meals cover the required cuisines American, Italian, Indian at $176 in total for 2 people.",
+        "1 combinations were over budget; the cheapest costs $2855 > $1500.",
+        "Total $462 = transport $132 + stays $270 + meals $60 <= budget $1200: the plan is feasible.",
+        "Day 2 dinner: W, B, well rated.",
+    ]
+    assert minimal(trace) == [
+        "Route A -> B -> A with nights 2: travel on days 1, 3.",
+        "Leg A -> B: flight F1234567.",
+        "Leg B -> A: self-driving.",
+        "Stay in B for 2 nights: Nice flat (with garden).",
+        "Meals in B: X; Y (American); Z (Italian/Indian).",
+        "Meals cover the required cuisines American, Italian, Indian.",
+        "1 combinations were over budget.",
+        "Day 2 dinner: W, B, well rated.",
+    ]
+
+
+def test_minimal_narration_changes_the_words_not_the_answers(world, world_db, tmp_path):
+    """The demo teacher (minimal narration) reasons without a '$' amount before its reflection, and
+    gives the same plans and verdicts as with concise narration: narration is presentation only."""
+    import json
+
+    from imagine.config import load_config
+    from imagine.mas.config import MasConfig
+    from imagine.mas.dataset import build_dataset
+    from imagine.mas.runner import load_queries, read_traces, run_sync
+
+    db_dir, queries_path, _ = world
+    queries = load_queries(queries_path)
+    finals = {}
+    for narration in ("concise", "minimal"):
+        cfg = load_config(MasConfig, "configs/mas/demo.yaml", [f"db={db_dir}", f"scripted.narration={narration}"])
+        run_sync(cfg, world_db, queries, tmp_path / narration)
+        traces = read_traces(tmp_path / narration)
+        finals[narration] = {qid: (t["eval"]["final"]["final_pass"], json.dumps(t["eval"]["final"], sort_keys=True))
+                             for qid, t in traces.items()}
+        build_dataset(traces, [qid for qid, _ in queries], tmp_path / f"{narration}.jsonl")
+        samples = [json.loads(line) for line in (tmp_path / f"{narration}.jsonl").read_text().splitlines()]
+        reasoning = [s["messages"][-1]["content"].split("REFLECTION(")[0] for s in samples]
+        if narration == "minimal":
+            assert samples and not any("$" in r for r in reasoning)
+        else:
+            assert any("$" in r for r in reasoning)
+    assert finals["concise"] == finals["minimal"]

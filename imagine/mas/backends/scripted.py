@@ -113,6 +113,31 @@ def concise(trace: list[str]) -> list[str]:
     return out
 
 
+_MINIMAL_EDITS = (
+    (re.compile(r"^(Leg .+?) on \d{4}-\d\d-\d\d: take (flight \S+?|self-driving|taxi)\b.*$"), r"\1: \2."),
+    (re.compile(r"^(Stay in .+?: .+) \([^()]*\$[^()]*\)\.$"), r"\1."),
+    (re.compile(r" \(\$\d+(?:\.\d+)?\)"), ""),      # a meal's price alone
+    (re.compile(r"\(\$\d+(?:\.\d+)?, "), "("),       # a meal's price before the cuisines it covers
+    (re.compile(r"^(\d+ combinations were over budget);.*$"), r"\1."),
+    (re.compile(r" at \$\d+(?:\.\d+)? in total for \d+ (?:people|person)"), ""),
+)
+
+
+def minimal(trace: list[str]) -> list[str]:
+    """The concise decisions without prices, dates or sums: what to take, where to stay and eat.
+
+    A small student cannot do the arithmetic the concise lines spell out, and learning to predict
+    those numbers costs it the steps it needs to learn to copy flight numbers and names."""
+    out = []
+    for line in concise(trace):
+        if line.startswith("Total $"):
+            continue
+        for pattern, repl in _MINIMAL_EDITS:
+            line = pattern.sub(repl, line)
+        out.append(line)
+    return out
+
+
 class ScriptedTeacher:
     """One object serves all roles; each role gets a thin :class:`ScriptedBackend` view of it."""
 
@@ -153,6 +178,8 @@ class ScriptedTeacher:
                         trace.append(line)
         if self.cfg.narration == "concise":
             trace = concise(trace)
+        elif self.cfg.narration == "minimal":
+            trace = minimal(trace)
         reasoning = "\n".join(trace)
         return reasoning, render_plan(plan)
 
