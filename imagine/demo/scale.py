@@ -23,22 +23,22 @@ class DemoScale:
     # Dense flights (every city an airport, most pairs served most days), so most queries are feasible
     # and flying is often the only way; further `world synth` flags go here too.
     world_options: tuple[str, ...] = ("--airport-share", "1", "--served-pair-share", "0.9",
-                                      "--flight-day-share", "0.9")
+                                      "--flight-day-share", "0.9", "--cuisine-share", "0.2")
     # Queries (`imagine queries gen`): the cell mix (3-day trips at every level), the teacher's
     # training queries (infeasible ones included, as in the paper), the feasible held-out set.
     mix: str = "3=1"
-    train_queries: int = 1500
+    train_queries: int = 5000  # the scripted teacher writes 5,000 traces in seconds; more data, less memorising
     heldout_queries: int = 150
     # SFT: total steps, and K, the step whose checkpoint GRPO starts from (`hf_step<K>`).
     sft_steps: int | None = None
-    grpo_from_step: int = 900
+    grpo_from_step: int = 800
     # GRPO: optimizer steps of the main run and of the reflection-bonus ablation (None: the config's).
     grpo_steps: int | None = None
     ablation: bool = True
     # Held-out evaluation of the students: greedy once, then `eval_samples` samples at T=1 per query.
     eval_samples: int = 4
     eval_temperature: float = 1.0
-    max_tokens: int = 700  # the longest demo answer is about 620 tokens
+    max_tokens: int = 320  # the longest demo answer is about 270 tokens
     # Extra KEY=VALUE overrides for train.py, for settings that only matter at one scale.
     sft_overrides: tuple[str, ...] = ()
     grpo_overrides: tuple[str, ...] = ()
