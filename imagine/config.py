@@ -174,6 +174,7 @@ def _set_dotted(data: dict, path: list[str], value: Any, cls: type) -> None:
     tp: Any = cls
     for depth, part in enumerate(path):
         dotted = ".".join(path[: depth + 1])
+        # Any: inside a free-form dict (a task's options), which nests freely; its owner checks the keys.
         if not (dataclasses.is_dataclass(tp) or get_origin(tp) is dict or tp is dict or tp is Any):
             raise ConfigError(f"unknown config key {dotted!r} (override)")
         if dataclasses.is_dataclass(tp):
@@ -188,8 +189,7 @@ def _set_dotted(data: dict, path: list[str], value: Any, cls: type) -> None:
                 if len(inner) == 1:
                     tp = inner[0]
         else:
-            # A free-form dict (a task's options) nests freely: its owner checks the keys it gets.
-            tp = (get_args(tp) or (Any, Any))[1] if tp is not Any else Any
+            tp = (get_args(tp) or (Any, Any))[1]
         if depth == len(path) - 1:
             node[part] = value
         else:

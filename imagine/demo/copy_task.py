@@ -53,7 +53,8 @@ def copy_samples(db, n: int, seed: int, style: str = "sorted", max_tables: int =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from imagine.errors import UserError
+    import sys
+
     from imagine.sandbox.database import Database
 
     ap = argparse.ArgumentParser(prog="python -m imagine.demo.copy_task", description=__doc__.split("\n\n")[0])
@@ -62,12 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if args.n < 1:
+        print("copy_task: error: --n must be positive", file=sys.stderr)
+        return 2
     try:
-        if args.n < 1:
-            raise UserError("--n must be positive")
         samples = copy_samples(Database(args.db), args.n, args.seed)
-    except (UserError, ValueError) as exc:
-        print(f"copy_task: error: {exc}")
+    except ValueError as exc:  # a world without flights
+        print(f"copy_task: error: {exc}", file=sys.stderr)
         return 2
     atomic_write_bytes(Path(args.out), b"".join(dumps(s) + b"\n" for s in samples))
     print(f"wrote {len(samples)} copy samples to {args.out}")

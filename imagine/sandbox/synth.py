@@ -182,7 +182,7 @@ def _restaurant_name(rng: random.Random) -> str:
 
 
 def _cuisines(rng: random.Random, share: float) -> str:
-    main_share = 0.15 if share == 0.38 else share * 0.15 / 0.38  # the defaults stay bit-exact
+    main_share = share * 0.15 / 0.38  # exactly 0.15 at the default: old worlds stay bit-identical
     tags = [c for c in OTHER_CUISINES if rng.random() < share]
     tags += [c for c in MAIN_CUISINES if rng.random() < main_share]
     if not tags:

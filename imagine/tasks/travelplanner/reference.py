@@ -169,8 +169,8 @@ def _compact_rows(kind: str, rows: list[dict[str, Any]], rating: bool = True) ->
     if kind == "Attractions":
         return [r["Name"] for r in rows]
     if kind == "Restaurants":
-        tail = (lambda r: f"; {r['Aggregate Rating']}") if rating else (lambda r: "")
-        return [f"{r['Name']}; {r['Average Cost']}; {r['Cuisines']}" + tail(r) for r in rows]
+        return [f"{r['Name']}; {r['Average Cost']}; {r['Cuisines']}" + (f"; {r['Aggregate Rating']}" if rating else "")
+                for r in rows]
     if kind == "Accommodations":
         return [f"{r['NAME']}; {_num(r['price'])}; {r['room type']}; {r['house_rules']}; "
                 f"{_num(r['minimum nights'])}; {r['maximum occupancy']}" for r in rows]
