@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
-from imagine.rollout import SamplingConfig, has_vllm, make_engine
+from imagine.rollout import SamplingConfig, has_vllm, make_engine, max_positions
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     db = Database(args.db)
     engine_kw = {}
     if args.engine == "vllm":
-        engine_kw["max_model_len"] = args.max_model_len or _max_positions(args.model)
+        engine_kw["max_model_len"] = args.max_model_len or max_positions(args.model)
     engine = make_engine(args.engine, args.model, **engine_kw)
     tok = engine.tokenizer
     messages = [student_messages(q, db, style=args.reference_style, prompt_version=args.prompt_version)
@@ -89,13 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(rollouts)} samples, {ntok} tokens in {elapsed:.1f}s ({ntok / max(elapsed, 1e-9):,.0f} tokens/s, "
           f"engine={args.engine})", file=sys.stderr)
     return 0
-
-
-def _max_positions(model_dir: str) -> int:
-    import json
-
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    return int(cfg.get("max_position_embeddings", 4096))
 
 
 def _cli() -> int:

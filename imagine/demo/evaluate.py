@@ -87,7 +87,7 @@ def evaluate_students(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Each ``--model NAME=DIR`` in turn on one engine: vLLM's start-up costs more than a small model's
     whole evaluation, so checkpoints of one architecture are swapped in by a weight sync instead.
     A model whose ``<name>.json`` already exists is skipped, so an interrupted stage resumes."""
-    from imagine.rollout import SamplingConfig, make_engine
+    from imagine.rollout import SamplingConfig, make_engine, max_positions
     from imagine.sandbox.database import Database
     from imagine.tasks.travelplanner.schema import load_queries
     from imagine.tasks.travelplanner.student.prompt import student_messages
@@ -109,7 +109,7 @@ def evaluate_students(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             else:
                 if engine is not None:
                     engine.close()
-                kw = {"max_model_len": _max_positions(model_dir)} if args.engine == "vllm" else {}
+                kw = {"max_model_len": max_positions(model_dir)} if args.engine == "vllm" else {}
                 engine = make_engine(args.engine, model_dir, **kw)
                 tok = engine.tokenizer
                 prompts = [tok.apply_chat_template(m, add_generation_prompt=True, tokenize=True) for m in messages]
@@ -204,13 +204,6 @@ def evaluate_teacher(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
             entry.update(honesty(says_ok, passed))
         results[name] = entry
     return results
-
-
-def _max_positions(model_dir: str) -> int:
-    import json
-
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    return int(cfg.get("max_position_embeddings", 4096))
 
 
 def main(argv: list[str] | None = None) -> int:

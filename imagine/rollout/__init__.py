@@ -11,13 +11,23 @@ from imagine.rollout.base import Rollout, RolloutEngine, SamplingConfig, WeightN
 from imagine.rollout.torch_engine import TorchEngine, pad_token_id
 
 __all__ = ["Rollout", "RolloutEngine", "SamplingConfig", "TorchEngine", "WeightNameError", "full_state",
-           "make_engine", "has_vllm", "pad_token_id"]
+           "make_engine", "has_vllm", "max_positions", "pad_token_id"]
 
 
 def has_vllm() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("vllm") is not None
+
+
+def max_positions(model_dir: str) -> int:
+    """The context a model was built for (its config's ``max_position_embeddings``): vLLM's default
+    ``max_model_len`` for it."""
+    import json
+    from pathlib import Path
+
+    cfg = json.loads((Path(model_dir) / "config.json").read_text())
+    return int(cfg.get("max_position_embeddings", 4096))
 
 
 def make_engine(kind: str, model_dir: str, **kw) -> RolloutEngine:

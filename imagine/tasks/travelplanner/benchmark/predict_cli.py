@@ -7,7 +7,6 @@ official metrics; test rows do not, and the leaderboard scores the file.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -40,11 +39,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", default=None, help="official database directory: score a validation split locally")
     p.add_argument("--json", dest="json_out", default=None, help="write the metrics and the run summary here")
     p.set_defaults(func=run)
-
-
-def max_positions(model_dir: str) -> int:
-    cfg = json.loads((Path(model_dir) / "config.json").read_text())
-    return int(cfg.get("max_position_embeddings", 4096))
 
 
 def build_engine(kind: str | None, model_dir: str, max_model_len: int):
@@ -101,6 +95,7 @@ def score(rows, plans, db_dir: str) -> tuple[str, dict]:
 
 def run(args: argparse.Namespace) -> int:
     from imagine.io import atomic_write_json
+    from imagine.rollout import max_positions
     from imagine.tasks.travelplanner.benchmark.predict import (
         PredictSettings,
         format_suspicious,
