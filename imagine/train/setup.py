@@ -59,6 +59,8 @@ def build_policy(path: str | None, tokenizer, info: D.DistInfo, tc: StepConfig, 
     from imagine.train.loading import load_sharded_causal_lm
     from imagine.train.model import CausalLMLogProb, pick_attn_implementation
 
+    if path is not None and not (Path(path) / "config.json").is_file():  # else transformers says "repo id"
+        raise DataError(f"model.path {path}: not a Hugging Face model directory (no config.json)")
     attn = pick_attn_implementation(attn_implementation, info.device)
     precision = resolve_precision(tc, info)
     if path is not None:

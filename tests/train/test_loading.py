@@ -86,3 +86,12 @@ def test_trainer_setup_lean_loads_the_policy_and_reference(tmp_path, monkeypatch
             S.build_policy(str(tmp_path / "m"), tok, info, tc, attn_implementation="sdpa")
     finally:
         D.teardown(info)
+
+
+def test_a_missing_model_directory_is_named_before_any_loading(tmp_path):
+    # transformers would take the path for a hub repo id and complain about its form instead
+    from imagine.io import DataError
+    from imagine.train.setup import build_policy
+
+    with pytest.raises(DataError, match=r"model.path .*runs/demo/warmup/hf: not a Hugging Face model directory"):
+        build_policy(str(tmp_path / "runs/demo/warmup/hf"), tokenizer=None, info=None, tc=None)
