@@ -39,6 +39,7 @@ MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "
 # 256 new tokens: GRPO answers are long (the demo's plans run to hundreds of tokens), and sampling
 # dominates a GRPO step there, not the update.
 PROMPTS, G, MAX_TOKENS, LR = 8, 8, 256, 1e-5
+KV_CACHE_GIB = 0.125
 
 
 def build_model(work: Path) -> Path:
@@ -64,6 +65,8 @@ def run_imagine(model: Path, work: Path, engine: str, steps: int) -> dict:
            f"out_dir={out}", f"model.path={model}", "task.name=letters", f"task.options={{prompts: {PROMPTS}}}",
            f"rollout.engine={engine}", f"rollout.group_size={G}", f"rollout.prompts_per_step={PROMPTS}",
            f"rollout.max_tokens={MAX_TOKENS}", "rollout.max_model_len=1024", f"train.max_steps={steps}",
+           # KV for every sequence of a step at full length (64 x 1,024 tokens x 2 KiB), not the CPU default 1 GiB
+           f"rollout.kv_cache_gib={KV_CACHE_GIB}",
            f"train.lr={LR}", "train.micro_batch_size=16", "checkpoint.every=0", "checkpoint.export_hf=false",
            "log.entropy=false", "log.wandb_mode=disabled"]
     t0 = time.perf_counter()
@@ -155,6 +158,7 @@ def report(r: dict, steps: int) -> str:
         f"{os.cpu_count()} cores, torch threads as default. Model: Qwen3 architecture {MODEL['num_hidden_layers']} "
         f"layers x {MODEL['hidden_size']}, random init; letters task, {PROMPTS} prompts x G={G}, at most "
         f"{MAX_TOKENS} new tokens, one update per step, no KL; {steps} steps each, median of steps 2..{steps}. "
+        f"imagine-vllm's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`). "
         "Nothing else ran on the machine. TRL samples with transformers' generate (no vLLM server), so it has no "
         "engine tokens/s or weight sync.", "",
         "| run | seconds / step | peak RSS (MiB) | sampling tokens/s | weight sync (s) |", "|---|---|---|---|---|",

@@ -52,10 +52,16 @@ def checkpoint_names(model_dir: str | Path) -> set[str]:
 class VLLMEngine:
     def __init__(self, model_dir: str, *, dtype: str = "auto", max_model_len: int = 4096,
                  gpu_memory_utilization: float | None = None, seed: int = 0, enforce_eager: bool = True,
-                 enable_sleep_mode: bool = False):
+                 enable_sleep_mode: bool = False, kv_cache_gib: float | None = None):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         cuda = torch.cuda.is_available()
-        if not cuda:
+        kw: dict = {}
+        if kv_cache_gib is not None:
+            # An explicit size: on CPU the legacy variable would override it, and 1 GiB is most of a
+            # tiny model's footprint (a 4 x 256 model needs 2 KiB a token: 64 x 1,024 tokens in 0.125).
+            os.environ.pop("VLLM_CPU_KVCACHE_SPACE", None)
+            kw["kv_cache_memory_bytes"] = int(kv_cache_gib * 2**30)
+        elif not cuda:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; set it higher for long contexts
         try:
             from vllm import LLM
@@ -63,7 +69,6 @@ class VLLMEngine:
             raise RuntimeError("vLLM is not installed: `make install` (CPU) or `pip install -e .[gpu]`") from exc
         if gpu_memory_utilization is None:
             gpu_memory_utilization = 0.6 if cuda else 0.3
-        kw: dict = {}
         if not cuda:
             kw.update(enable_chunked_prefill=False, max_num_batched_tokens=max(max_model_len, 4096))
         if enable_sleep_mode:

@@ -156,6 +156,8 @@ class RolloutConfig:
     max_tokens: int = 1024  # the response-length cap
     max_model_len: int = 4096  # vLLM context (prompt + response)
     gpu_memory_utilization: float | None = None  # vLLM; None: 0.6 on CUDA, 0.3 on CPU
+    enforce_eager: bool = True  # vLLM; false compiles the model (slow start, faster decoding)
+    kv_cache_gib: float | None = None  # vLLM's KV cache, fixed; None: sized by the above (CUDA) or 1 GiB (CPU)
     sleep_between_steps: bool = False  # colocated on a GPU: free vLLM's memory during the update
     torch_batch_size: int = 16  # TorchEngine rows per forward
     # DAPO's dynamic sampling: drop groups whose rewards are all equal (no signal) and sample more
@@ -171,6 +173,8 @@ class RolloutConfig:
         if self.top_p != 1.0:
             raise ValueError("top_p must be 1: the engines report log-probs of the untruncated distribution, "
                              "which the importance weights need")
+        if self.kv_cache_gib is not None and self.kv_cache_gib <= 0:
+            raise ValueError("kv_cache_gib must be positive (or null)")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0 (GRPO needs samples, not greedy decoding)")
 

@@ -246,7 +246,8 @@ def build_engine(cfg: GRPOConfig, info: D.DistInfo):
     if rc.engine == "vllm":
         return make_engine("vllm", cfg.model.path, max_model_len=rc.max_model_len, seed=cfg.train.seed,
                            gpu_memory_utilization=rc.gpu_memory_utilization,
-                           enable_sleep_mode=rc.sleep_between_steps)
+                           enable_sleep_mode=rc.sleep_between_steps, kv_cache_gib=rc.kv_cache_gib,
+                           enforce_eager=rc.enforce_eager)
     engine = make_engine("torch", cfg.model.path, batch_size=rc.torch_batch_size)
     engine.model.to(info.device)
     return engine

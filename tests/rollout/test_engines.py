@@ -3,6 +3,7 @@ before and after an in-place weight sync; seeds reproduce; a sync with wrong nam
 
 from __future__ import annotations
 
+import os
 import random
 
 import pytest
@@ -71,8 +72,18 @@ def vllm_setup(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("vllm")
     model, tok = tiny_model_and_tokenizer(tmp, sharpen=SHARPEN)
-    engine = VLLMEngine(str(tmp / "m"), dtype="float32", max_model_len=4096)
+    # A fixed KV cache (rollout.kv_cache_gib), well under the CPU default of 1 GiB: the long-prompt
+    # test below must still fit its 64 sequences of 2.7k tokens.
+    engine = VLLMEngine(str(tmp / "m"), dtype="float32", max_model_len=4096, kv_cache_gib=0.25)
     return engine, model, tok
+
+
+@pytest.mark.slow
+def test_vllm_engine_takes_the_kv_cache_size_it_is_given(vllm_setup):
+    engine, _, _ = vllm_setup
+    cache = engine.llm.llm_engine.vllm_config.cache_config
+    assert cache.kv_cache_memory_bytes == 2**28
+    assert os.environ.get("VLLM_CPU_KVCACHE_SPACE") is None  # the legacy variable would override it
 
 
 @pytest.mark.slow

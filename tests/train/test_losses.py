@@ -104,6 +104,7 @@ def test_variant_defaults_and_explicit_settings():
     ("loss.name=ppo_typo", ["loss", "name", "ppo_typo", "grpo"]),
     ("rollout.group_size=1", ["rollout.group_size=1", "advantage.normalize_std"]),
     ("loss.aggregation=mean", ["loss", "aggregation"]),
+    ("rollout.kv_cache_gib=0", ["rollout", "kv_cache_gib"]),
 ])
 def test_bad_grpo_config_names_the_key(override, words):
     with pytest.raises(ConfigError) as err:
