@@ -54,7 +54,14 @@ def test_every_artifact_exists(finished):
     for m in STUDENTS:
         assert 0.0 <= results["models"][m]["sampled_final_pass"] <= 1.0
     assert sum(results["models"][m]["tokens_per_answer"] for m in STUDENTS) > 0
-    assert (out / "sft" / "hf_step0" / "config.json").exists() and (out / "grpo" / "hf" / "config.json").exists()
+    for stage in ("world", "tokenizer", "copy-data", "warmup", "warmup-restart", "sft", "grpo", "report"):
+        assert f"] {stage}: " in proc.stdout, stage
+    # base is the untrained init, exported before the warm-up's first step
+    assert (out / "warmup" / "hf_step0" / "config.json").exists() and (out / "grpo" / "hf" / "config.json").exists()
+    assert orjson.loads((out / "sft" / "config.json").read_bytes())["model"]["path"] == str(out / "warmup" / "hf")
+    # the warm restart: the second warm-up stage resumed the first one's run instead of starting over
+    steps = [orjson.loads(line)["step"] for line in (out / "warmup" / "metrics.jsonl").read_bytes().splitlines()]
+    assert steps == list(range(1, len(steps) + 1)) and len(steps) > 2
     report = (out / "report.md").read_text()
     assert "| multi-agent teacher |" in report and "| SFT+GRPO |" in report
     for png in ("sft_loss.png", "grpo_reward.png", "grpo_rollouts.png", "heldout_final_pass.png"):

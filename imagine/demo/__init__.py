@@ -6,9 +6,10 @@ demo resumes at the first unfinished stage (stages that resume themselves, such 
 GRPO, pick up inside the stage; the others start that stage over). ``--fresh`` starts from nothing.
 
 Stages: a world; the teacher's training queries and a disjoint, all-feasible held-out set; the
-multi-agent teacher on both; SFT of a small student from scratch; GRPO from an intermediate SFT
-checkpoint (and, at full scale, an ablation without the reflection bonus); every model on the held-out
-set; ``results.json`` and ``report.md``. Sizes come from :mod:`imagine.demo.scale` (``--quick`` for the
+multi-agent teacher on both; a tokenizer learned from the traces; a copy warm-up of a small student
+from scratch (standing in for the pretraining the paper's model arrives with); SFT from it; GRPO from
+an SFT checkpoint (and, at full scale, an ablation without the reflection bonus); every model on the
+held-out set; ``results.json`` and ``report.md``. Sizes come from :mod:`imagine.demo.scale` (``--quick`` for the
 smoke-test preset).
 """
 
@@ -52,6 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--grpo-from-step", type=int, default=None, help="K: GRPO starts from SFT's hf_step<K>")
     p.add_argument("--grpo-steps", type=int, default=None, help="GRPO steps (preset's, else the GRPO config's)")
     p.add_argument("--student-max-tokens", type=int, default=None, help="generation budget per held-out answer")
+    p.add_argument("--copy-steps", type=int, default=None, help="copy warm-up steps (preset's, else the config's)")
+    p.add_argument("--warmup-config", default=str(REPO / "configs" / "sft" / "demo_warmup.yaml"))
     p.add_argument("--sft-config", default=str(REPO / "configs" / "sft" / "demo.yaml"))
     p.add_argument("--grpo-config", default=_config_or(REPO / "configs" / "grpo" / "demo.yaml",
                                                        REPO / "configs" / "grpo" / "tiny_cpu.yaml"))
@@ -73,7 +76,8 @@ def scale_of(args: argparse.Namespace):
     from imagine.demo.scale import PRESETS
 
     scale = PRESETS["quick" if args.quick else "full"]
-    flags = {"train_queries": args.queries, "heldout_queries": args.eval_queries, "sft_steps": args.sft_steps,
+    flags = {"train_queries": args.queries, "heldout_queries": args.eval_queries, "copy_steps": args.copy_steps,
+             "sft_steps": args.sft_steps,
              "grpo_from_step": args.grpo_from_step, "grpo_steps": args.grpo_steps,
              "max_tokens": args.student_max_tokens}
     scale = replace(scale, **{k: v for k, v in flags.items() if v is not None})
@@ -100,16 +104,26 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
     from imagine.config import load_config
     from imagine.mas.config import MasConfig
     from imagine.rollout import has_vllm
+    from imagine.train.config import SFTConfig
 
     py, s = sys.executable, scale
     mas_cfg = load_config(MasConfig, args.mas_config)
+    student = load_config(SFTConfig, args.warmup_config, list(s.copy_overrides)).model
     world, queries, held_out = out / "world", out / "queries.jsonl", out / "heldout.jsonl"
     mas, mas_held_out, sft, eval_dir = out / "mas", out / "mas_heldout", out / "sft", out / "eval"
+    tokenizer, copy_data, warmup = out / "tokenizer", out / "copy.jsonl", out / "warmup"
     k = s.grpo_from_step
 
+    warmup_argv = [*_torchrun(args.nproc), "sft", "--config", args.warmup_config, f"out_dir={warmup}",
+                   f"data.train_path={copy_data}", f"model.tokenizer={tokenizer}", f"train.seed={args.seed}",
+                   "checkpoint.export_hf_steps=[0]"]
+    if s.copy_steps is not None:
+        warmup_argv.append(f"train.max_steps={s.copy_steps}")
+    warmup_argv += list(s.copy_overrides)
+
     sft_argv = [*_torchrun(args.nproc), "sft", "--config", args.sft_config, f"out_dir={sft}",
-                f"data.train_path={mas / 'sft.jsonl'}", f"model.tokenizer={out / 'tokenizer'}",
-                f"train.seed={args.seed}", f"checkpoint.export_hf_steps=[0,{k}]"]
+                f"data.train_path={mas / 'sft.jsonl'}", f"model.path={warmup / 'hf'}",
+                f"train.seed={args.seed}", f"checkpoint.export_hf_steps=[{k}]"]
     if s.sft_steps is not None:
         sft_argv.append(f"train.max_steps={s.sft_steps}")
     sft_argv += [*s.sft_overrides, *args.sft_set]
@@ -145,13 +159,26 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
         Stage("teacher-held-out", "the same teacher on the held-out queries, for the comparison",
               [py, "-m", "imagine", "mas", "run", "--config", args.mas_config, "--db", str(world),
                "--queries", str(held_out), "--out", str(mas_held_out), "--no-progress"]),
-        Stage("sft", f"Stage 3a: SFT of a small student from scratch (exports step 0 and step {k})", sft_argv),
+        Stage("tokenizer", "a byte-level BPE learned from the teacher's traces, shared by every student",
+              [py, "-m", "imagine.models.tokenizer", "--data", str(mas / "sft.jsonl"),
+               "--vocab-size", str(student.train_tokenizer_vocab_size), "--split", student.train_tokenizer_split,
+               "--out", str(tokenizer)], [tokenizer]),
+        Stage("copy-data", "warm-up samples: repeat a row of a flight table from the prompt",
+              [py, "-m", "imagine.demo.copy_task", "--db", str(world), "--n", str(s.copy_samples),
+               "--seed", str(args.seed), "--out", str(copy_data)], [copy_data]),
+        Stage("warmup", "a small student from scratch learns to copy from its context (exports step 0: base)",
+              warmup_argv if s.copy_restart_at is None else
+              [*warmup_argv, f"train.max_steps={s.copy_restart_at}", "train.min_lr_ratio=0.05"]),
+        *([] if s.copy_restart_at is None else [Stage(
+            "warmup-restart", f"the warm-up resumes at step {s.copy_restart_at} on its full schedule (a warm restart)",
+            warmup_argv)]),
+        Stage("sft", f"Stage 3a: SFT of the warmed-up student on the traces (exports step {k})", sft_argv),
         Stage("grpo", f"Stage 3b: GRPO from SFT step {k} against the evaluator", grpo(out / "grpo")),
     ]
     if s.ablation:
         out_stages.append(Stage("grpo-ablation", "the same GRPO run without the reflection bonus",
                                 grpo(out / "grpo_ablation", "task.options.reward.reflection_bonus=0")))
-    students = {"base": sft / "hf_step0", "sft": sft / "hf", "grpo": out / "grpo" / "hf"}
+    students = {"base": warmup / "hf_step0", "sft": sft / "hf", "grpo": out / "grpo" / "hf"}
     if s.ablation:
         students["grpo_no_reflection_bonus"] = out / "grpo_ablation" / "hf"
     out_stages.append(Stage(

@@ -76,11 +76,16 @@ def plots(out: Path, results: dict[str, Any]) -> list[tuple[str, str]]:
         made.append((f"plots/{name}", caption))
 
     sft = _series(out / "sft" / "metrics.jsonl", ["loss"])["loss"]
+    warmup = _series(out / "warmup" / "metrics.jsonl", ["loss"])["loss"]
     if sft[0]:
         fig, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(*sft)
-        ax.set(xlabel="SFT step", ylabel="loss", title="SFT loss")
-        save(fig, "sft_loss.png", "SFT training loss")
+        if warmup[0]:  # the copy warm-up comes first, so SFT's steps follow on after it
+            ax.plot(*warmup, label="copy warm-up")
+            sft = ([warmup[0][-1] + s for s in sft[0]], sft[1])
+        ax.plot(*sft, label="SFT on the teacher's traces")
+        ax.set(xlabel="step", ylabel="loss", yscale="log", title="Warm-up and SFT loss")
+        ax.legend(fontsize=8)
+        save(fig, "sft_loss.png", "Copy warm-up and SFT training loss")
 
     runs = [("grpo", "SFT+GRPO")] + ([("grpo_ablation", "reflection bonus 0")] if "ablation" in results else [])
     for run, label in runs:
