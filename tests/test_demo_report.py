@@ -53,9 +53,13 @@ def test_honesty_counts_only_answers_that_claim_no_errors():
 
 
 def test_quick_preset_and_flags_resolve_into_one_scale():
-    args = argparse.Namespace(quick=True, queries=None, eval_queries=7, sft_steps=None, grpo_from_step=None,
-                              grpo_steps=None, student_max_tokens=None, sft_config="", sft_set=[])
+    args = argparse.Namespace(quick=True, queries=None, eval_queries=7, copy_steps=None, sft_steps=None,
+                              grpo_from_step=None, grpo_steps=None, student_max_tokens=None, sft_config="", sft_set=[])
     scale = scale_of(args)
     assert scale.heldout_queries == 7 and scale.grpo_from_step <= scale.sft_steps
     with pytest.raises(ValueError, match="grpo_from_step"):
         scale_of(argparse.Namespace(**{**vars(args), "grpo_from_step": scale.sft_steps + 1}))
+    # the warm restart must fall inside the warm-up
+    assert 0 < scale.copy_restart_at < scale.copy_steps
+    with pytest.raises(ValueError, match="copy_restart_at"):
+        scale_of(argparse.Namespace(**{**vars(args), "copy_steps": scale.copy_restart_at}))
