@@ -63,3 +63,5 @@ def test_quick_preset_and_flags_resolve_into_one_scale():
     assert 0 < scale.copy_restart_at < scale.copy_steps
     with pytest.raises(ValueError, match="copy_restart_at"):
         scale_of(argparse.Namespace(**{**vars(args), "copy_steps": scale.copy_restart_at}))
+    with pytest.raises(ValueError, match="copy_steps must be positive"):
+        scale_of(argparse.Namespace(**{**vars(args), "copy_steps": 0}))

@@ -82,11 +82,17 @@ def scale_of(args: argparse.Namespace):
              "max_tokens": args.student_max_tokens}
     scale = replace(scale, **{k: v for k, v in flags.items() if v is not None})
     scale.check()
+    from imagine.config import load_config
+    from imagine.train.config import SFTConfig
+
+    if scale.copy_steps is None and scale.copy_restart_at is not None:
+        # check() knows only a preset's copy_steps; the warm-up config's own length bounds the restart too
+        steps = load_config(SFTConfig, args.warmup_config, list(scale.copy_overrides)).train.max_steps
+        if not 0 < scale.copy_restart_at < steps:
+            raise ValueError(f"copy_restart_at {scale.copy_restart_at} must be in 1..{steps - 1}, inside the warm-up "
+                             f"steps of {args.warmup_config}; set it in imagine/demo/scale.py")
     if scale.sft_steps is None:
         # K must be a step SFT reaches, or GRPO would find no hf_step<K> only after SFT's whole run.
-        from imagine.config import load_config
-        from imagine.train.config import SFTConfig
-
         steps = load_config(SFTConfig, args.sft_config, [*scale.sft_overrides, *args.sft_set]).train.max_steps
         if not 0 < scale.grpo_from_step <= steps:
             raise ValueError(f"grpo_from_step (K) {scale.grpo_from_step} must be in 1..{steps}, the SFT steps of "
@@ -120,6 +126,14 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
     if s.copy_steps is not None:
         warmup_argv.append(f"train.max_steps={s.copy_steps}")
     warmup_argv += list(s.copy_overrides)
+    warmup_why = "a small student from scratch learns to copy from its context (exports step 0: base)"
+    if s.copy_restart_at is None:
+        warmup_stages = [Stage("warmup", warmup_why, warmup_argv)]
+    else:  # a first cycle that decays fully, then the same run resumed on the config's schedule
+        first_cycle = [*warmup_argv, f"train.max_steps={s.copy_restart_at}", "train.min_lr_ratio=0.05"]
+        warmup_stages = [Stage("warmup", warmup_why, first_cycle),
+                         Stage("warmup-restart", f"the warm-up resumes at step {s.copy_restart_at} on its full "
+                                                 "schedule (a warm restart)", warmup_argv)]
 
     sft_argv = [*_torchrun(args.nproc), "sft", "--config", args.sft_config, f"out_dir={sft}",
                 f"data.train_path={mas / 'sft.jsonl'}", f"model.path={warmup / 'hf'}",
@@ -166,12 +180,7 @@ def stages(args: argparse.Namespace, out: Path, scale) -> list[Stage]:
         Stage("copy-data", "warm-up samples: repeat a row of a flight table from the prompt",
               [py, "-m", "imagine.demo.copy_task", "--db", str(world), "--n", str(s.copy_samples),
                "--seed", str(args.seed), "--out", str(copy_data)], [copy_data]),
-        Stage("warmup", "a small student from scratch learns to copy from its context (exports step 0: base)",
-              warmup_argv if s.copy_restart_at is None else
-              [*warmup_argv, f"train.max_steps={s.copy_restart_at}", "train.min_lr_ratio=0.05"]),
-        *([] if s.copy_restart_at is None else [Stage(
-            "warmup-restart", f"the warm-up resumes at step {s.copy_restart_at} on its full schedule (a warm restart)",
-            warmup_argv)]),
+        *warmup_stages,
         Stage("sft", f"Stage 3a: SFT of the warmed-up student on the traces (exports step {k})", sft_argv),
         Stage("grpo", f"Stage 3b: GRPO from SFT step {k} against the evaluator", grpo(out / "grpo")),
     ]

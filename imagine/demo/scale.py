@@ -55,8 +55,12 @@ class DemoScale:
     def check(self) -> None:
         if self.sft_steps is not None and not 0 < self.grpo_from_step <= self.sft_steps:
             raise ValueError(f"grpo_from_step {self.grpo_from_step} must be in 1..sft_steps ({self.sft_steps})")
-        if self.copy_restart_at is not None and not 0 < self.copy_restart_at < (self.copy_steps or 1 << 30):
+        if self.copy_steps is not None and self.copy_steps < 1:
+            raise ValueError(f"copy_steps must be positive, got {self.copy_steps}")
+        if self.copy_restart_at is not None and self.copy_steps is not None and not 0 < self.copy_restart_at < self.copy_steps:
             raise ValueError(f"copy_restart_at {self.copy_restart_at} must be in 1..copy_steps-1 ({self.copy_steps})")
+        if self.copy_restart_at is not None and self.copy_restart_at < 1:
+            raise ValueError(f"copy_restart_at must be positive, got {self.copy_restart_at}")
         if min(self.train_queries, self.heldout_queries, self.copy_samples, self.eval_samples, self.max_tokens) < 1:
             raise ValueError("query counts, copy_samples, eval_samples and max_tokens must be positive")
 
