@@ -8,12 +8,17 @@ AdamW at the same learning rate, fp32, one process.
 Runs, each in its own process, one after the other:
 
 - ``imagine-vllm``: ``train.py grpo`` with the in-process vLLM engine (weights synced in place);
+- ``imagine-vllm-compiled``: the same with vLLM's compiled model (``rollout.enforce_eager=false``);
 - ``imagine-torch``: ``train.py grpo`` with TorchEngine (plain transformers sampling);
-- ``trl``: TRL's ``GRPOTrainer`` (transformers generation, its default without a vLLM server).
+- ``trl``: TRL's ``GRPOTrainer`` (transformers generation, its default without a vLLM server);
+- ``imagine-vllm-compiled-bf16`` and ``trl-bf16``: the update in bf16 mixed precision on both sides
+  (``train.precision=bf16``; TRL's ``bf16=True``), since this CPU multiplies bf16 matrices 2.5x
+  faster than fp32 ones. The engines still sample in the checkpoint's fp32.
 
 Seconds per step is the median over the steps after the first (start-up and warm-up excluded);
-peak memory is the process's peak resident set (VmHWM). Sampling tokens/s and sync time come from
-``train.py grpo``'s own metrics.
+peak memory is the process's peak resident set (VmHWM). Sampling tokens/s, sync time and the
+rollout / update split come from ``train.py grpo``'s own metrics; TRL's split times its
+``_generate_and_score_completions`` (sampling and reward) against the rest of its step.
 
     python -m imagine.bench.grpo_bench --out bench/results      (needs `pip install trl`)
 """
@@ -40,6 +45,9 @@ MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "
 # dominates a GRPO step there, not the update.
 PROMPTS, G, MAX_TOKENS, LR = 8, 8, 256, 1e-5
 KV_CACHE_GIB = 0.125
+# Rows per forward of the update: the fastest of 2, 4, 8, 16 and 32 on this 2-core CPU (8: 2.4 s an
+# update, 16: 3.0 s, 32: 3.2 s in fp32). TRL takes the whole batch of 64 in one forward, its default.
+MICRO_BATCH = 8
 
 
 def build_model(work: Path) -> Path:
@@ -67,7 +75,7 @@ def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, n
            f"rollout.max_tokens={MAX_TOKENS}", "rollout.max_model_len=1024", f"train.max_steps={steps}",
            # KV for every sequence of a step at full length (64 x 1,024 tokens x 2 KiB), not the CPU default 1 GiB
            f"rollout.kv_cache_gib={KV_CACHE_GIB}",
-           f"train.lr={LR}", "train.micro_batch_size=16", "checkpoint.every=0", "checkpoint.export_hf=false",
+           f"train.lr={LR}", f"train.micro_batch_size={MICRO_BATCH}", "checkpoint.every=0", "checkpoint.export_hf=false",
            "log.entropy=false", "log.wandb_mode=disabled", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, cwd=ROOT)
@@ -79,10 +87,12 @@ def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, n
             "peak_rss_mib": int(proc.stderr.strip().splitlines()[-1]) / 1024,
             "sample_tokens_per_s": statistics.median(r["sample_tokens_per_s"] for r in later),
             "sync_seconds": statistics.median(r["time/sync"] for r in later),
+            "rollout_seconds": statistics.median(r["time/rollout"] + r["time/reward"] for r in later),
+            "update_seconds": statistics.median(r["time/train"] for r in later),
             "reward_last": recs[-1]["reward"], "wall": time.perf_counter() - t0}
 
 
-def trl_child(model: str, steps: int, out: str) -> None:
+def trl_child(model: str, steps: int, out: str, bf16: bool = False) -> None:
     """Runs in its own process: TRL's GRPOTrainer on the same model, prompts, G and lengths."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -97,7 +107,16 @@ def trl_child(model: str, steps: int, out: str) -> None:
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
         return [s.reward for s in task.score([0] * len(texts), texts)]
 
-    stamps = []
+    stamps, sampling = [], []
+    generate_and_score = GRPOTrainer._generate_and_score_completions
+
+    def timed(self, *a, **k):
+        t0 = time.perf_counter()
+        out = generate_and_score(self, *a, **k)
+        sampling.append(time.perf_counter() - t0)
+        return out
+
+    GRPOTrainer._generate_and_score_completions = timed
 
     class Clock(TrainerCallback):
         def on_step_end(self, *a, **k):
@@ -105,7 +124,7 @@ def trl_child(model: str, steps: int, out: str) -> None:
 
     args = GRPOConfig(output_dir=out, per_device_train_batch_size=PROMPTS * G, num_generations=G,
                       max_completion_length=MAX_TOKENS, temperature=1.0, beta=0.0, learning_rate=LR,
-                      max_steps=steps, num_iterations=1, use_cpu=True, bf16=False, report_to=[], logging_steps=1,
+                      max_steps=steps, num_iterations=1, use_cpu=True, bf16=bf16, report_to=[], logging_steps=1,
                       save_strategy="no", use_vllm=False)
     tok = AutoTokenizer.from_pretrained(model)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), reward_funcs=[reward], args=args,
@@ -113,12 +132,15 @@ def trl_child(model: str, steps: int, out: str) -> None:
     start = time.perf_counter()
     trainer.train()
     gaps = [b - a for a, b in zip([start, *stamps], stamps)][1:]
-    print(json.dumps({"seconds_per_step": statistics.median(gaps), "peak_rss_mib": status_kib("VmHWM") / 1024}))
+    rollout = statistics.median(sampling[1:])
+    print(json.dumps({"seconds_per_step": statistics.median(gaps), "peak_rss_mib": status_kib("VmHWM") / 1024,
+                      "rollout_seconds": rollout, "update_seconds": statistics.median(gaps) - rollout}))
 
 
-def run_trl(model: Path, work: Path, steps: int) -> dict:
+def run_trl(model: Path, work: Path, steps: int, bf16: bool = False) -> dict:
     proc = subprocess.run([sys.executable, "-m", "imagine.bench.grpo_bench", "--trl-child", str(model),
-                           "--steps", str(steps), "--out", str(work / "trl")], capture_output=True, text=True,
+                           "--steps", str(steps), "--out", str(work / "trl"), *(["--bf16"] if bf16 else [])],
+                          capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "WANDB_MODE": "disabled"})
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines:
@@ -131,9 +153,10 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--trl-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.trl_child:
-        trl_child(args.trl_child, args.steps, args.out)
+        trl_child(args.trl_child, args.steps, args.out, bf16=args.bf16)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -143,17 +166,27 @@ def main(argv=None) -> int:
                    "imagine-vllm-compiled": run_imagine(model, work, "vllm", args.steps, "rollout.enforce_eager=false",
                                                         name="imagine-vllm-compiled"),
                    "imagine-torch": run_imagine(model, work, "torch", args.steps),
-                   "trl": run_trl(model, work, args.steps)}
+                   "trl": run_trl(model, work, args.steps),
+                   "imagine-vllm-compiled-bf16": run_imagine(model, work, "vllm", args.steps, "rollout.enforce_eager=false",
+                                                             "train.precision=bf16", name="imagine-vllm-compiled-bf16"),
+                   "trl-bf16": run_trl(model, work, args.steps, bf16=True)}
     write_report(Path(args.out) / "grpo.md", report(results, args.steps))
     return 0
 
 
+ROWS = (("imagine-vllm", "fp32"), ("imagine-vllm-compiled", "fp32"), ("imagine-torch", "fp32"), ("trl", "fp32"),
+        ("imagine-vllm-compiled-bf16", "bf16"), ("trl-bf16", "bf16"))
+
+
 def report(r: dict, steps: int) -> str:
     def cell(name, key, fmt):
-        if "error" in r[name]:
+        if "error" in r.get(name, {"error": "not run"}):
             return "failed"
         v = r[name].get(key)
         return fmt.format(v) if v is not None else "n/a"
+
+    def ok(name, *keys):
+        return all(k in r.get(name, {}) for k in keys)
 
     lines = [
         "# GRPO step: train.py grpo vs TRL GRPOTrainer (CPU)", "",
@@ -161,26 +194,35 @@ def report(r: dict, steps: int) -> str:
         f"{os.cpu_count()} cores, torch threads as default. Model: Qwen3 architecture {MODEL['num_hidden_layers']} "
         f"layers x {MODEL['hidden_size']}, random init; letters task, {PROMPTS} prompts x G={G}, at most "
         f"{MAX_TOKENS} new tokens, one update per step, no KL; {steps} steps each, median of steps 2..{steps}. "
-        f"imagine-vllm's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`). "
-        "Nothing else ran on the machine. TRL samples with transformers' generate (no vLLM server), so it has no "
-        "engine tokens/s or weight sync.", "",
-        "| run | seconds / step | peak RSS (MiB) | sampling tokens/s | weight sync (s) |", "|---|---|---|---|---|",
+        f"imagine's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes "
+        f"{MICRO_BATCH} rows per forward. Nothing else ran on the machine. TRL samples with transformers' generate "
+        "(no vLLM server), so it has no engine tokens/s or weight sync. *rollout* is sampling plus reward, "
+        "*update* the forward, backward and optimizer step.", "",
+        "| run | update precision | seconds / step | rollout (s) | update (s) | peak RSS (MiB) | sampling tokens/s "
+        "| weight sync (s) |", "|---|---|---|---|---|---|---|---|",
     ]
-    for name in ("imagine-vllm", "imagine-vllm-compiled", "imagine-torch", "trl"):
-        lines.append(f"| {name} | {cell(name, 'seconds_per_step', '{:.2f}')} | {cell(name, 'peak_rss_mib', '{:.0f}')} | "
-                     f"{cell(name, 'sample_tokens_per_s', '{:.0f}')} | {cell(name, 'sync_seconds', '{:.3f}')} |")
-    t, trl = r["imagine-torch"], r["trl"]
+    for name, precision in ROWS:
+        lines.append(f"| {name} | {precision} | {cell(name, 'seconds_per_step', '{:.2f}')} | "
+                     f"{cell(name, 'rollout_seconds', '{:.2f}')} | {cell(name, 'update_seconds', '{:.2f}')} | "
+                     f"{cell(name, 'peak_rss_mib', '{:.0f}')} | {cell(name, 'sample_tokens_per_s', '{:.0f}')} | "
+                     f"{cell(name, 'sync_seconds', '{:.3f}')} |")
     lines.append("")
-    for name in ("imagine-vllm", "imagine-vllm-compiled"):
-        v = r[name]
-        if "seconds_per_step" in v and "seconds_per_step" in trl:
-            lines.append(f"- step time: TRL / {name} = {trl['seconds_per_step'] / v['seconds_per_step']:.2f}x "
-                         f"(target >= 3x); memory {name} / TRL = {v['peak_rss_mib'] / trl['peak_rss_mib']:.2f}x")
-        if "sample_tokens_per_s" in v and "sample_tokens_per_s" in t:
+    for name, precision in ROWS:
+        trl = "trl" if precision == "fp32" else "trl-bf16"
+        if not name.startswith("imagine-vllm"):
+            continue
+        if ok(name, "seconds_per_step") and ok(trl, "seconds_per_step"):
+            v, b = r[name], r[trl]
+            lines.append(f"- step time: {trl} / {name} = {b['seconds_per_step'] / v['seconds_per_step']:.2f}x "
+                         f"(target >= 3x); memory {name} / {trl} = {v['peak_rss_mib'] / b['peak_rss_mib']:.2f}x. "
+                         f"Even with no sampling time at all, {trl} / {name}'s update alone = "
+                         f"{b['seconds_per_step'] / v['update_seconds']:.2f}x")
+        if ok(name, "sample_tokens_per_s") and ok("imagine-torch", "sample_tokens_per_s"):
             lines.append(f"- sampling: {name} / TorchEngine = "
-                         f"{v['sample_tokens_per_s'] / t['sample_tokens_per_s']:.1f}x (target >= 5x)")
-    v = r["imagine-vllm"]
-    if "sync_seconds" in v:
+                         f"{r[name]['sample_tokens_per_s'] / r['imagine-torch']['sample_tokens_per_s']:.1f}x "
+                         "(target >= 5x)")
+    if ok("imagine-vllm", "sync_seconds"):
+        v = r["imagine-vllm"]
         lines.append(f"- weight sync: {100 * v['sync_seconds'] / v['seconds_per_step']:.1f}% of a vLLM step "
                      "(target < 5%)")
     for name in r:

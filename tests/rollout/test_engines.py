@@ -64,8 +64,10 @@ def test_torch_engine_sync_refuses_unknown_and_missing_names(tmp_path):
         engine.sync_weights(partial)
 
 
-@pytest.fixture(scope="module")
-def vllm_setup(tmp_path_factory):
+@pytest.fixture(scope="module", params=[True, False], ids=["eager", "compiled"])
+def vllm_setup(request, tmp_path_factory):
+    """Both of vLLM's execution modes (``rollout.enforce_eager``): the compiled model samples faster
+    (bench/results/grpo.md) and must give the same log-probs and seeds."""
     if not has_vllm():
         pytest.skip("vLLM not installed (make install)")
     from imagine.rollout.vllm_engine import VLLMEngine
@@ -74,8 +76,10 @@ def vllm_setup(tmp_path_factory):
     model, tok = tiny_model_and_tokenizer(tmp, sharpen=SHARPEN)
     # A fixed KV cache (rollout.kv_cache_gib), well under the CPU default of 1 GiB: the long-prompt
     # test below must still fit its 64 sequences of 2.7k tokens.
-    engine = VLLMEngine(str(tmp / "m"), dtype="float32", max_model_len=4096, kv_cache_gib=0.25)
-    return engine, model, tok
+    engine = VLLMEngine(str(tmp / "m"), dtype="float32", max_model_len=4096, kv_cache_gib=0.25,
+                        enforce_eager=request.param)
+    yield engine, model, tok
+    engine.close()
 
 
 @pytest.mark.slow
@@ -93,6 +97,8 @@ def test_vllm_engine_logprobs_at_temperatures_before_and_after_sync(vllm_setup):
     for temperature in (1.0, 0.7):
         out = engine.generate(prompts, SamplingConfig(n=2, temperature=temperature, max_tokens=12, seed=3))
         assert_sampling_logprobs(model, out, temperature)
+        # vLLM does not detokenize; the engine decodes like TorchEngine, special tokens kept
+        assert all(r.text == tok.decode(r.completion_ids, skip_special_tokens=False) for r in out)
     new_state = perturbed(model, 1.2)
     engine.sync_weights(new_state.items())
     model.load_state_dict({k: v for k, v in new_state.items() if k in model.state_dict()})
