@@ -160,6 +160,9 @@ class RolloutConfig:
     kv_cache_gib: float | None = None  # vLLM's KV cache, fixed; None: sized by the above (CUDA) or 1 GiB (CPU)
     sleep_between_steps: bool = False  # colocated on a GPU: free vLLM's memory during the update
     torch_batch_size: int = 16  # TorchEngine rows per forward
+    # 1: sample step k+1 in a background thread (with the weights before step k's update) while step k
+    # updates, so every batch is one update old and truncated IS corrects for it; 0: on-policy.
+    async_steps: int = 0
     # DAPO's dynamic sampling: drop groups whose rewards are all equal (no signal) and sample more
     # prompts, up to max_sampling_rounds rounds, until prompts_per_step informative groups are found.
     dynamic_sampling: bool = False
@@ -177,6 +180,11 @@ class RolloutConfig:
             raise ValueError("kv_cache_gib must be positive (or null)")
         if self.temperature <= 0:
             raise ValueError("temperature must be > 0 (GRPO needs samples, not greedy decoding)")
+        if self.async_steps not in (0, 1):
+            raise ValueError(f"async_steps must be 0 (on-policy) or 1 (one step off-policy), got {self.async_steps}")
+        if self.async_steps and self.sleep_between_steps:
+            raise ValueError("async_steps=1 samples during the update, so the engine cannot sleep then "
+                             "(sleep_between_steps=false)")
 
 
 @dataclass

@@ -11,19 +11,25 @@ One step, every rank (each rank owns a rollout engine and samples its own share 
 7. run the registered policy loss over ``epochs x mini_batches`` optimizer steps, each normalised by
    the global token / sequence counts of its mini-batch; 8. clip, step;
 9. push the new weights into the engine in place; 10. log, checkpoint.
+
+With ``rollout.async_steps=1`` (one process), steps 1-4 of step k+1 run in a background thread during
+step k's update, with the weights from before it: every batch is then one update old, and truncated
+IS (``loss.is_cap``) weighs each token by the current policy over the one that sampled it. The loop
+waits for the thread before the sync; a checkpoint keeps the sampled batch, whose weights are gone.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
 from imagine.config import ConfigError, load_config, to_dict
-from imagine.rollout import SamplingConfig, make_engine, pad_token_id
+from imagine.rollout import Rollout, SamplingConfig, make_engine, pad_token_id
 from imagine.train import dist as D
 from imagine.train import setup as S
 from imagine.train.checkpoint import export_hf
@@ -50,6 +56,9 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     if rc.prompts_per_step % info.world_size:
         raise ConfigError(f"rollout.prompts_per_step={rc.prompts_per_step} must be a multiple of the world size "
                           f"({info.world_size})")
+    if rc.async_steps and info.world_size > 1:
+        raise ConfigError("rollout.async_steps=1 runs in one process for now: under torchrun the background "
+                          "sampler's engine and the trainer's collectives would share one process group")
     S.start_run(out_dir, cfg, info)
     torch.manual_seed(tc.seed)
     loss_cfg = resolve(cfg.loss)
@@ -73,10 +82,13 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     if state is not None:
         sampler.load_state_dict(state["sampler"])
     run = Run(task, prompts, sampler, tokenizer, pad_id, t, reference, build_engine(cfg, info),
-              state["step"] if state else 0, state["path"] if state else None)
+              state["step"] if state else 0, state["path"] if state else None, state.get("pending") if state else None,
+              ThreadPoolExecutor(1, thread_name_prefix="rollout") if rc.async_steps else None)
     try:
         return _loop(cfg, info, run)
     finally:
+        if run.background is not None:
+            run.background.shutdown(cancel_futures=True)  # lets a sampling call in flight finish first
         run.engine.close()
 
 
@@ -93,6 +105,8 @@ class Run:
     engine: object
     start_step: int
     resumed_from: str | None
+    pending: list | None = None  # a checkpoint's sampled next batch (rollout.async_steps=1), raw
+    background: ThreadPoolExecutor | None = None  # samples the next batch (rollout.async_steps=1)
 
 
 def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
@@ -112,47 +126,18 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
     profiler = StepProfiler(cfg.profile, cfg.out_dir, rank=info.rank, start_step=start_step)
 
     # --- the loop -----------------------------------------------------------------------------
+    # rollout.async_steps=1: a background thread samples step k+1 (with the weights before step k's
+    # update) while step k updates; the loop waits for it only before the weight sync.
+    pending = finished(restore_batch(run.pending, cfg, task, info)) if run.pending else None
     for step in range(start_step, tc.max_steps):
-        times: dict[str, float] = defaultdict(float)
         t_step = time.perf_counter()
-        stats = Stats()
-
         # 1-4: rollouts, rewards, group advantages (more rounds with dynamic sampling)
-        groups, sampled_tokens = [], 0
-        for round_ in range(rc.max_sampling_rounds if rc.dynamic_sampling else 1):
-            mine = sampler.take(rc.prompts_per_step)[info.rank::info.world_size]
-            t0 = time.perf_counter()
-            rollouts = engine.generate([prompts[i] for i in mine], SamplingConfig(
-                n=rc.group_size, temperature=rc.temperature, top_p=rc.top_p, max_tokens=rc.max_tokens,
-                seed=step_seed(tc.seed, step, round_, info.rank)))
-            times["rollout"] += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            scores = task.score([mine[r.prompt_index] for r in rollouts], [r.text for r in rollouts])
-            times["reward"] += time.perf_counter() - t0
-            stats.add_scores(rollouts, scores)
-            sampled_tokens += sum(len(r.completion_ids) for r in rollouts)
-            rewards = torch.tensor([s.reward for s in scores], dtype=torch.float64)
-            cut = torch.tensor([r.finish_reason == "length" for r in rollouts])
-            if rc.overlong == "penalize":
-                rewards = rewards + cut.double() * rc.overlong_penalty
-            adv, flat = group_advantages(rewards, rc.group_size, mode=cfg.advantage.estimator,
-                                         normalize_std=cfg.advantage.normalize_std, std_scope=cfg.advantage.std_scope)
-            stats.add_advantages(adv, flat, rc.group_size)
-            for g in range(0, len(rollouts), rc.group_size):
-                span = range(g, g + rc.group_size)
-                if rc.dynamic_sampling and bool(flat[g]):
-                    continue
-                groups.append([(rollouts[i], float(adv[i]), not (rc.overlong == "filter" and bool(cut[i])))
-                               for i in span])
-            target = rc.prompts_per_step // info.world_size
-            if not rc.dynamic_sampling or D.all_reduce_min(len(groups), info.device) >= target:
-                break
-        if rc.dynamic_sampling:
-            groups = groups[: rc.prompts_per_step // info.world_size]
-        batch = [x for g in groups for x in g]
-        rollouts = [r for r, _, _ in batch]
-        advantages = [a for _, a, _ in batch]
-        loss_rows = [keep for _, _, keep in batch]
+        batch = pending.result() if pending is not None else collect(step, cfg, run, info)
+        pending = None
+        if run.background is not None and step + 1 < tc.max_steps:
+            pending = run.background.submit(collect, step + 1, cfg, run, info)
+        stats, times, rollouts, advantages, loss_rows = (batch.stats, batch.times, batch.rollouts, batch.advantages,
+                                                         batch.loss_rows)
         if rc.sleep_between_steps:
             engine.sleep()
 
@@ -201,14 +186,19 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
 
         # 9: the engine samples the next step with the new weights
         t0 = time.perf_counter()
+        if pending is not None:
+            pending.result()
+        times["wait"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
         engine.sync_weights(hf_named_tensors(model))
         times["sync"] = time.perf_counter() - t0
 
-        # 10: log, checkpoint
-        record = stats.summary(info, step + 1, times, time.perf_counter() - t_step, sampled_tokens, updates)
+        # 10: log, checkpoint (with the sampled next batch, whose weights are gone)
+        record = stats.summary(info, step + 1, times, time.perf_counter() - t_step, batch.sampled_tokens, updates)
         rewards_log.append(record["reward"])
         logger.log(record)
-        trainer_state = {"sampler": sampler.state_dict(), "config": to_dict(cfg)}
+        trainer_state = {"sampler": sampler.state_dict(), "config": to_dict(cfg),
+                         "pending": None if pending is None else pending.result().raw()}
         path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
         if path is not None:
             logger.info(f"checkpoint: {path}")
@@ -239,6 +229,90 @@ def encode_chat(tokenizer, messages: list[dict]) -> list[int]:
 def step_seed(seed: int, step: int, round_: int, rank: int) -> int:
     """Sampling seed of a (step, round, rank): prompt i then samples with this + i (< 1000 prompts a rank)."""
     return ((seed * 100_003 + step) * 16 + round_) * 4_096_000 + rank * 1_000
+
+
+@dataclass
+class Batch:
+    """One step's rollouts with their advantages and statistics, and the raw sampling rounds they came
+    from: a checkpoint keeps those, since the weights that sampled an async batch are gone by then."""
+    rounds: list[tuple[list[int], list[Rollout]]] = field(default_factory=list)  # (this rank's prompts, rollouts)
+    groups: list[list[tuple[Rollout, float, bool]]] = field(default_factory=list)  # (rollout, advantage, in loss)
+    stats: Stats = field(default_factory=Stats)
+    times: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    sampled_tokens: int = 0
+
+    def add_round(self, mine: list[int], rollouts: list[Rollout], cfg: GRPOConfig, task: Task) -> None:
+        """Score one sampling round, compare within its groups, and keep the groups that carry a signal."""
+        rc = cfg.rollout
+        self.rounds.append((mine, rollouts))
+        t0 = time.perf_counter()
+        scores = task.score([mine[r.prompt_index] for r in rollouts], [r.text for r in rollouts])
+        self.times["reward"] += time.perf_counter() - t0
+        self.stats.add_scores(rollouts, scores)
+        self.sampled_tokens += sum(len(r.completion_ids) for r in rollouts)
+        rewards = torch.tensor([s.reward for s in scores], dtype=torch.float64)
+        cut = torch.tensor([r.finish_reason == "length" for r in rollouts])
+        if rc.overlong == "penalize":
+            rewards = rewards + cut.double() * rc.overlong_penalty
+        adv, flat = group_advantages(rewards, rc.group_size, mode=cfg.advantage.estimator,
+                                     normalize_std=cfg.advantage.normalize_std, std_scope=cfg.advantage.std_scope)
+        self.stats.add_advantages(adv, flat, rc.group_size)
+        for g in range(0, len(rollouts), rc.group_size):
+            if rc.dynamic_sampling and bool(flat[g]):
+                continue
+            self.groups.append([(rollouts[i], float(adv[i]), not (rc.overlong == "filter" and bool(cut[i])))
+                                for i in range(g, g + rc.group_size)])
+
+    def keep(self, target: int) -> Batch:
+        self.groups = self.groups[:target]
+        return self
+
+    @property
+    def rollouts(self) -> list[Rollout]:
+        return [r for g in self.groups for r, _, _ in g]
+
+    @property
+    def advantages(self) -> list[float]:
+        return [a for g in self.groups for _, a, _ in g]
+
+    @property
+    def loss_rows(self) -> list[bool]:
+        return [keep for g in self.groups for _, _, keep in g]
+
+    def raw(self) -> list[dict]:
+        return [{"prompts": mine, "rollouts": [asdict(r) for r in rollouts]} for mine, rollouts in self.rounds]
+
+
+def collect(step: int, cfg: GRPOConfig, run: Run, info: D.DistInfo) -> Batch:
+    """Steps 1-4: sample this rank's share of the prompts, G completions each, and score them; with
+    dynamic sampling, sample more rounds until every rank has ``prompts_per_step`` informative groups."""
+    rc, batch = cfg.rollout, Batch()
+    target = rc.prompts_per_step // info.world_size
+    for round_ in range(rc.max_sampling_rounds if rc.dynamic_sampling else 1):
+        mine = run.sampler.take(rc.prompts_per_step)[info.rank::info.world_size]
+        t0 = time.perf_counter()
+        rollouts = run.engine.generate([run.prompts[i] for i in mine], SamplingConfig(
+            n=rc.group_size, temperature=rc.temperature, top_p=rc.top_p, max_tokens=rc.max_tokens,
+            seed=step_seed(cfg.train.seed, step, round_, info.rank)))
+        batch.times["rollout"] += time.perf_counter() - t0
+        batch.add_round(mine, rollouts, cfg, run.task)
+        if not rc.dynamic_sampling or D.all_reduce_min(len(batch.groups), info.device) >= target:
+            break
+    return batch.keep(target) if rc.dynamic_sampling else batch
+
+
+def restore_batch(raw: list[dict], cfg: GRPOConfig, task: Task, info: D.DistInfo) -> Batch:
+    """A checkpoint's sampled next batch, scored again (rewards are a function of the text)."""
+    batch = Batch()
+    for rnd in raw:
+        batch.add_round(rnd["prompts"], [Rollout(**r) for r in rnd["rollouts"]], cfg, task)
+    return batch.keep(cfg.rollout.prompts_per_step // info.world_size) if cfg.rollout.dynamic_sampling else batch
+
+
+def finished(value) -> Future:
+    future = Future()
+    future.set_result(value)
+    return future
 
 
 def build_engine(cfg: GRPOConfig, info: D.DistInfo):

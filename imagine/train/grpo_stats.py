@@ -12,6 +12,10 @@ import torch
 
 from imagine.train import dist as D
 
+# Where a step's time goes. With rollout.async_steps=1, "rollout" and "reward" ran in the background
+# during the previous update and "wait" is how long the loop then waited for them.
+TIMES = ("rollout", "reward", "train", "wait", "sync")
+
 
 class Stats:
     """Sums of this rank's step statistics; ``summary`` all-reduces them into one metrics record."""
@@ -74,7 +78,7 @@ class Stats:
         mkeys = sorted(self.maxima)
         # Every rank has the same keys: the same task and loss produce them.
         summed = D.all_reduce_sum([self.sums[k] for k in keys] + [x for k in ckeys for x in self.counts[k]]
-                                  + [float(sampled_tokens)] + [times[k] for k in ("rollout", "reward", "train", "sync")],
+                                  + [float(sampled_tokens)] + [times[k] for k in TIMES],
                                   info.device)
         maxed = [D.all_reduce_max_float(self.maxima[k], info.device) for k in mkeys]
         s = dict(zip(keys, summed[: len(keys)]))
@@ -99,7 +103,7 @@ class Stats:
         rec.update(dict(zip(mkeys, maxed)))
         sampled, times_sum = rest[2 * len(ckeys)], rest[2 * len(ckeys) + 1:]
         world = info.world_size
-        for name, total in zip(("rollout", "reward", "train", "sync"), times_sum):
+        for name, total in zip(TIMES, times_sum):
             rec[f"time/{name}"] = total / world  # mean over ranks
         rec["sample_tokens_per_s"] = sampled / max(rec["time/rollout"], 1e-9)
         rec["seconds"] = seconds

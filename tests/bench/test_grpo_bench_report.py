@@ -1,0 +1,23 @@
+"""The GRPO benchmark's table: async rows are reported apart from the on-policy comparison, and a
+failed run is a visible row, not a crash that loses the other runs' numbers."""
+
+from __future__ import annotations
+
+from imagine.bench.grpo_bench import report
+
+
+def run(step, rollout, update, **extra):
+    return {"seconds_per_step": step, "rollout_seconds": rollout, "update_seconds": update, "peak_rss_mib": 1000.0,
+            "sample_tokens_per_s": 6000.0, "sync_seconds": 0.02, **extra}
+
+
+def test_report_keeps_async_rows_out_of_the_on_policy_claims():
+    text = report({"imagine-vllm": run(4.0, 2.0, 2.0), "imagine-vllm-async": run(3.0, 2.5, 2.5, wait_seconds=0.3),
+                   "imagine-torch": {"error": "Traceback: boom"}, "trl": run(8.0, 4.0, 4.0)}, steps=5)
+    row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-async |"))
+    assert row.split("|")[6].strip() == "0.30"  # waited
+    assert "trl / imagine-vllm = 2.00x" in text and "update alone = 4.00x" in text
+    async_line = next(line for line in text.splitlines() if "trl / imagine-vllm-async" in line)
+    assert "off-policy" in async_line and "update alone" not in async_line
+    assert "| imagine-torch | fp32 | failed |" in text and "imagine-torch failed" in text
+    assert "TorchEngine" not in text  # no sampling ratio against a failed baseline
