@@ -190,7 +190,9 @@ ROWS = (("imagine-vllm", "fp32"), ("imagine-vllm-compiled", "fp32"), ("imagine-t
 
 def report(r: dict, steps: int) -> str:
     def cell(name, key, fmt):
-        if "error" in r.get(name, {"error": "not run"}):
+        if name not in r:
+            return "not run"
+        if "error" in r[name]:
             return "failed"
         v = r[name].get(key)
         return fmt.format(v) if v is not None else "n/a"

@@ -232,6 +232,9 @@ class GRPOConfig:
         if self.rollout.group_size < 2 and self.advantage.normalize_std and self.advantage.estimator != "dr_grpo":
             raise ConfigError(f"rollout.group_size={self.rollout.group_size} with advantage.normalize_std=true: "
                               "a group of one has no standard deviation (use rollout.group_size >= 2)")
+        if self.rollout.async_steps and self.loss.is_cap is None:
+            raise ConfigError("rollout.async_steps=1 with loss.is_cap=null: every batch is one update old, and "
+                              "the truncated IS weight is what corrects for it (set loss.is_cap, e.g. 2.0)")
         if self.rollout.group_size < 2 and self.advantage.estimator == "rloo":
             raise ConfigError("advantage.estimator=rloo needs rollout.group_size >= 2 (leave-one-out baseline)")
         if self.loss.aggregation == "seq_mean_token_sum_norm" or (

@@ -23,7 +23,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -105,7 +105,7 @@ class Run:
     engine: object
     start_step: int
     resumed_from: str | None
-    pending: list | None = None  # a checkpoint's sampled next batch (rollout.async_steps=1), raw
+    pending: dict | None = None  # a checkpoint's sampled next batch (rollout.async_steps=1), raw
     background: ThreadPoolExecutor | None = None  # samples the next batch (rollout.async_steps=1)
 
 
@@ -197,8 +197,9 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
         record = stats.summary(info, step + 1, times, time.perf_counter() - t_step, batch.sampled_tokens, updates)
         rewards_log.append(record["reward"])
         logger.log(record)
+        keep_pending = pending is not None and S.checkpoint_due(cfg.checkpoint, step + 1, tc.max_steps)
         trainer_state = {"sampler": sampler.state_dict(), "config": to_dict(cfg),
-                         "pending": None if pending is None else pending.result().raw()}
+                         "pending": pending.result().raw() if keep_pending else None}
         path = S.checkpoint_if_due(cfg.checkpoint, ckpt_root, step + 1, tc.max_steps, t, trainer_state, info)
         if path is not None:
             logger.info(f"checkpoint: {path}")
@@ -279,8 +280,10 @@ class Batch:
     def loss_rows(self) -> list[bool]:
         return [keep for g in self.groups for _, _, keep in g]
 
-    def raw(self) -> list[dict]:
-        return [{"prompts": mine, "rollouts": [asdict(r) for r in rollouts]} for mine, rollouts in self.rounds]
+    def raw(self) -> dict:
+        """The rounds and their sampling times, as JSON (shallow: nothing is copied before writing)."""
+        return {"rounds": [{"prompts": mine, "rollouts": [vars(r) for r in rollouts]} for mine, rollouts in self.rounds],
+                "times": dict(self.times)}
 
 
 def collect(step: int, cfg: GRPOConfig, run: Run, info: D.DistInfo) -> Batch:
@@ -301,11 +304,13 @@ def collect(step: int, cfg: GRPOConfig, run: Run, info: D.DistInfo) -> Batch:
     return batch.keep(target) if rc.dynamic_sampling else batch
 
 
-def restore_batch(raw: list[dict], cfg: GRPOConfig, task: Task, info: D.DistInfo) -> Batch:
-    """A checkpoint's sampled next batch, scored again (rewards are a function of the text)."""
+def restore_batch(raw: dict, cfg: GRPOConfig, task: Task, info: D.DistInfo) -> Batch:
+    """A checkpoint's sampled next batch, scored again (rewards are a function of the text), with the
+    times it was sampled and scored in, so the resumed step logs what the uninterrupted one did."""
     batch = Batch()
-    for rnd in raw:
+    for rnd in raw["rounds"]:
         batch.add_round(rnd["prompts"], [Rollout(**r) for r in rnd["rollouts"]], cfg, task)
+    batch.times = defaultdict(float, raw["times"])
     return batch.keep(cfg.rollout.prompts_per_step // info.world_size) if cfg.rollout.dynamic_sampling else batch
 
 

@@ -13,7 +13,9 @@ import torch
 from imagine.train import dist as D
 
 # Where a step's time goes. With rollout.async_steps=1, "rollout" and "reward" ran in the background
-# during the previous update and "wait" is how long the loop then waited for them.
+# during the previous update (sharing the machine with it) and "wait" is how long the loop then waited
+# for them; the step's rollout metrics are then those of the weights before the previous update, and
+# logp_mismatch / is_weight include that one update's lag besides the kernels' mismatch.
 TIMES = ("rollout", "reward", "train", "wait", "sync")
 
 

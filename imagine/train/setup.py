@@ -141,10 +141,15 @@ def make_logger(out_dir: Path, log: LogConfig, info: D.DistInfo, *, total_steps:
                          config=to_dict(config), stage=stage, headline=headline)
 
 
+def checkpoint_due(ckpt: CheckpointConfig, done: int, max_steps: int) -> bool:
+    """Every ``checkpoint.every`` steps and at the last step."""
+    return (ckpt.every > 0 and done % ckpt.every == 0) or done == max_steps
+
+
 def checkpoint_if_due(ckpt: CheckpointConfig, ckpt_root: Path, done: int, max_steps: int, t: Trainable,
                       trainer_state: dict, info: D.DistInfo) -> Path | None:
-    """Save every ``checkpoint.every`` steps and at the last step (collective)."""
-    if not ((ckpt.every > 0 and done % ckpt.every == 0) or done == max_steps):
+    """Save when :func:`checkpoint_due` (collective)."""
+    if not checkpoint_due(ckpt, done, max_steps):
         return None
     trainer_state = {**trainer_state, "scheduler": t.scheduler.state_dict()}
     return save_checkpoint(ckpt_root, done, t.model, t.optimizer, trainer_state, info, keep_last=ckpt.keep_last,

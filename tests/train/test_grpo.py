@@ -68,6 +68,7 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_one(tmp_path, model
     killed = tmp_path / "killed"
     kill_after_checkpoint(train_command("grpo", letters_args(killed, model_dir, *common), 1),
                           killed / "checkpoints" / "step_00000003")
+    assert not (killed / "checkpoints" / "step_00000006").exists()  # killed, not finished
     log = run(letters_args(killed, model_dir, *common))
     assert "resumed from" in log.stdout + log.stderr
     a, b = metrics(whole), metrics(killed)
@@ -93,7 +94,6 @@ def test_async_rollouts_learn_and_stay_one_update_behind(tmp_path, model_dir):
     assert kernels < 2e-3
     assert all(recs[s]["logp_mismatch_mean"] > 3 * kernels for s in range(2, 31))
     assert sum(recs[s]["logp_mismatch_mean"] for s in range(2, 31)) / 29 > 10 * kernels
-    assert all("time/wait" in r for r in recs.values())
 
 
 def test_async_run_killed_and_resumed_reproduces_the_uninterrupted_one(tmp_path, model_dir):
@@ -103,20 +103,24 @@ def test_async_run_killed_and_resumed_reproduces_the_uninterrupted_one(tmp_path,
     whole = tmp_path / "whole"
     run(letters_args(whole, model_dir, *common))
     state = json.loads((whole / "checkpoints" / "step_00000003" / "trainer_state.json").read_text())
-    assert len(state["pending"][0]["rollouts"]) == 32
+    assert len(state["pending"]["rounds"][0]["rollouts"]) == 32 and state["pending"]["times"]["rollout"] > 0
     killed = tmp_path / "killed"
     kill_after_checkpoint(train_command("grpo", letters_args(killed, model_dir, *common), 1),
                           killed / "checkpoints" / "step_00000003")
+    assert not (killed / "checkpoints" / "step_00000006").exists()  # killed, not finished
     run(letters_args(killed, model_dir, *common))
     a, b = metrics(whole), metrics(killed)
     for step in (4, 5, 6):
         for key in ("reward", "loss", "grad_norm", "logp_mismatch_mean", "is_weight_mean"):
             assert b[step][key] == pytest.approx(a[step][key], rel=RESUME_RTOL, abs=1e-12), (step, key)
+    # The restored batch keeps the time it was sampled in: no tokens/s divided by zero after a resume.
+    assert b[4]["time/rollout"] > 0 and b[4]["sample_tokens_per_s"] < 1e7
 
 
 @pytest.mark.parametrize("extra, nproc, message", [
     (["rollout.async_steps=2"], 1, "rollout: async_steps"),
     (["rollout.async_steps=1", "rollout.sleep_between_steps=true"], 1, "sleep_between_steps"),
+    (["rollout.async_steps=1", "loss.is_cap=null"], 1, "loss.is_cap=null"),
     (["rollout.async_steps=1", "rollout.engine=torch"], 2, "rollout.async_steps=1 runs in one process"),
 ])
 def test_bad_async_settings_exit_2_naming_the_key(tmp_path, model_dir, extra, nproc, message):
