@@ -3,7 +3,7 @@ failed run is a visible row, not a crash that loses the other runs' numbers."""
 
 from __future__ import annotations
 
-from imagine.bench.grpo_bench import report
+from imagine.bench.grpo_bench import fastest, report
 
 
 def run(step, rollout, update, **extra):
@@ -15,9 +15,18 @@ def test_report_keeps_async_rows_out_of_the_on_policy_claims():
     text = report({"imagine-vllm": run(4.0, 2.0, 2.0), "imagine-vllm-async": run(3.0, 2.5, 2.5, wait_seconds=0.3),
                    "imagine-torch": {"error": "Traceback: boom"}, "trl": run(8.0, 4.0, 4.0)}, steps=5)
     row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-async |"))
-    assert row.split("|")[6].strip() == "0.30"  # waited
+    assert row.split("|")[7].strip() == "0.30"  # waited
     assert "trl / imagine-vllm = 2.00x" in text and "update alone = 4.00x" in text
     async_line = next(line for line in text.splitlines() if "trl / imagine-vllm-async" in line)
     assert "off-policy" in async_line and "update alone" not in async_line
     assert "| imagine-torch | fp32 | failed |" in text and "imagine-torch failed" in text
     assert "TorchEngine" not in text  # no sampling ratio against a failed baseline
+
+
+def test_the_faster_round_is_reported_with_the_slowest_beside_it():
+    rounds = [run(5.0, 2.5, 2.5), {"error": "killed"}, run(4.0, 2.0, 2.0)]
+    best = fastest(rounds)
+    assert best["seconds_per_step"] == 4.0 and best["slowest_seconds_per_step"] == 5.0 and best["rounds"] == 2
+    assert fastest([{"error": "x"}, {"error": "y"}]) == {"error": "x"}
+    text = report({"imagine-vllm": best, "trl": fastest([run(8.0, 4.0, 4.0)])}, steps=5, rounds=3)
+    assert "| imagine-vllm | fp32 | 4.00 | 5.00 |" in text and "ran 3 times" in text
