@@ -70,8 +70,8 @@ def build_model(work: Path) -> Path:
     return out
 
 
-def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, name: str = "") -> dict:
-    out = work / (name or f"imagine-{engine}")
+def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, name: str) -> dict:
+    out = work / name
     cmd = [sys.executable, str(ROOT / "train.py"), "grpo", "--config", str(ROOT / "configs/grpo/tiny_cpu.yaml"),
            f"out_dir={out}", f"model.path={model}", "task.name=letters", f"task.options={{prompts: {PROMPTS}}}",
            f"rollout.engine={engine}", f"rollout.group_size={G}", f"rollout.prompts_per_step={PROMPTS}",
@@ -136,9 +136,9 @@ def trl_child(model: str, steps: int, out: str, bf16: bool = False) -> None:
     start = time.perf_counter()
     trainer.train()
     gaps = [b - a for a, b in zip([start, *stamps], stamps)][1:]
-    rollout = statistics.median(sampling[1:])
-    print(json.dumps({"seconds_per_step": statistics.median(gaps), "peak_rss_mib": status_kib("VmHWM") / 1024,
-                      "rollout_seconds": rollout, "update_seconds": statistics.median(gaps) - rollout}))
+    step, rollout = statistics.median(gaps), statistics.median(sampling[1:])
+    print(json.dumps({"seconds_per_step": step, "peak_rss_mib": status_kib("VmHWM") / 1024,
+                      "rollout_seconds": rollout, "update_seconds": step - rollout}))
 
 
 def run_trl(model: Path, work: Path, steps: int, bf16: bool = False) -> dict:
@@ -204,9 +204,7 @@ def main(argv=None) -> int:
     return 0
 
 
-ROWS = (("imagine-vllm", "fp32"), ("imagine-vllm-compiled", "fp32"), ("imagine-torch", "fp32"), ("trl", "fp32"),
-        ("imagine-vllm-compiled-bf16", "bf16"), ("trl-bf16", "bf16"), ("imagine-vllm-async", "fp32"),
-        ("imagine-vllm-compiled-bf16-async", "bf16"))
+ROWS = tuple((name, "bf16" if "bf16" in name else "fp32") for name in RUNS)  # (row, update precision)
 
 
 def report(r: dict, steps: int, rounds: int = 1) -> str:

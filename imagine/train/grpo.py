@@ -265,6 +265,8 @@ class Batch:
                                 for i in range(g, g + rc.group_size)])
 
     def keep(self, target: int) -> Batch:
+        """The first ``target`` groups: dynamic sampling's last round may overshoot (a no-op otherwise,
+        since one round gives exactly this rank's share of prompts)."""
         self.groups = self.groups[:target]
         return self
 
@@ -301,7 +303,7 @@ def collect(step: int, cfg: GRPOConfig, run: Run, info: D.DistInfo) -> Batch:
         batch.add_round(mine, rollouts, cfg, run.task)
         if not rc.dynamic_sampling or D.all_reduce_min(len(batch.groups), info.device) >= target:
             break
-    return batch.keep(target) if rc.dynamic_sampling else batch
+    return batch.keep(target)
 
 
 def restore_batch(raw: dict, cfg: GRPOConfig, task: Task, info: D.DistInfo) -> Batch:
@@ -311,7 +313,7 @@ def restore_batch(raw: dict, cfg: GRPOConfig, task: Task, info: D.DistInfo) -> B
     for rnd in raw["rounds"]:
         batch.add_round(rnd["prompts"], [Rollout(**r) for r in rnd["rollouts"]], cfg, task)
     batch.times = defaultdict(float, raw["times"])
-    return batch.keep(cfg.rollout.prompts_per_step // info.world_size) if cfg.rollout.dynamic_sampling else batch
+    return batch.keep(cfg.rollout.prompts_per_step // info.world_size)
 
 
 def finished(value) -> Future:
