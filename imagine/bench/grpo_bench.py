@@ -2,23 +2,30 @@
 
 Shared by every run (built once): a randomly initialised Qwen3-architecture model with a byte-level
 BPE trained on the prompts, saved to disk; the letters toy task (reward = share of one letter), 8
-prompts x G=8 completions of at most 64 tokens per step, one optimizer update per step, no KL,
-AdamW at the same learning rate, fp32, one process.
+prompts x G=8 completions of at most 256 tokens per step, one optimizer update per step, no KL,
+AdamW at the same learning rate, one process.
 
 Runs, each in its own process, one after the other:
 
 - ``imagine-vllm``: ``train.py grpo`` with the in-process vLLM engine (weights synced in place);
-- ``imagine-vllm-compiled``: the same with vLLM's compiled model (``rollout.enforce_eager=false``);
+- ``imagine-vllm-compiled``: the same with both sides compiled: vLLM's model
+  (``rollout.enforce_eager=false``) and the update's decoder layers (``train.compile=true``), with
+  eager attention, which compiles into a faster update than SDPA's flash kernel on this CPU
+  (1.26 s against 1.97 s in bf16, 2.2 s against 2.5 s uncompiled SDPA in fp32; a probe of the update);
 - ``imagine-torch``: ``train.py grpo`` with TorchEngine (plain transformers sampling);
 - ``trl``: TRL's ``GRPOTrainer`` (transformers generation, its default without a vLLM server);
 - ``imagine-vllm-compiled-bf16`` and ``trl-bf16``: the update in bf16 mixed precision on both sides
   (``train.precision=bf16``; TRL's ``bf16=True``), since this CPU multiplies bf16 matrices 2.5x
-  faster than fp32 ones. The engines still sample in the checkpoint's fp32.
+  faster than fp32 ones. The engines still sample in the checkpoint's fp32. PyTorch's CPU
+  flash-attention backward is slow in bf16 at this head size (0.58 s of a 2.1 s update, profiled),
+  so eager attention matters most here; ``trl-bf16-eager`` gives TRL the same attention, and every
+  step-time ratio is against TRL's faster row of the same precision.
 - ``*-async``: ``rollout.async_steps=1``, the next step sampled during the update. A different
   algorithm (every batch one update old, corrected by truncated IS), so these rows are not the
   on-policy comparison; TRL runs on-policy.
 
-Seconds per step is the median over the steps after the first (start-up and warm-up excluded);
+Seconds per step is the median over the steps after the first ``WARMUP`` (start-up, vLLM's compile
+and the trainer's compiles for new shape ranges excluded; their seconds are reported beside it);
 peak memory is the process's peak resident set (VmHWM). Sampling tokens/s, sync time and the
 rollout / update split come from ``train.py grpo``'s own metrics; TRL's split times its
 ``_generate_and_score_completions`` (sampling and reward) against the rest of its step.
@@ -51,6 +58,9 @@ KV_CACHE_GIB = 0.125
 # Rows per forward of the update: the fastest of 2, 4, 8, 16 and 32 on this 2-core CPU (8: 2.4 s an
 # update, 16: 3.0 s, 32: 3.2 s in fp32). TRL takes the whole batch of 64 in one forward, its default.
 MICRO_BATCH = 8
+# Steps left out of the median: torch.compile of the update recompiles while new micro-batch shapes
+# cross inductor's size thresholds, in the first two steps here.
+WARMUP = 3
 
 
 def build_model(work: Path) -> Path:
@@ -85,8 +95,9 @@ def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, n
     if proc.returncode != 0:
         return {"error": proc.stderr[-1500:]}
     recs = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-    later = recs[1:]
+    later = recs[WARMUP:]
     return {"seconds_per_step": statistics.median(r["seconds"] for r in later),
+            "warmup_seconds": sum(r["seconds"] for r in recs[:WARMUP]),
             "peak_rss_mib": int(proc.stderr.strip().splitlines()[-1]) / 1024,
             "sample_tokens_per_s": statistics.median(r["sample_tokens_per_s"] for r in later),
             "sync_seconds": statistics.median(r["time/sync"] for r in later),
@@ -96,7 +107,7 @@ def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, n
             "reward_last": recs[-1]["reward"], "wall": time.perf_counter() - t0}
 
 
-def trl_child(model: str, steps: int, out: str, bf16: bool = False) -> None:
+def trl_child(model: str, steps: int, out: str, bf16: bool = False, attn: str = "sdpa") -> None:
     """Runs in its own process: TRL's GRPOTrainer on the same model, prompts, G and lengths."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -131,19 +142,22 @@ def trl_child(model: str, steps: int, out: str, bf16: bool = False) -> None:
                       max_steps=steps, num_iterations=1, use_cpu=True, bf16=bf16, report_to=[], logging_steps=1,
                       save_strategy="no", use_vllm=False)
     tok = AutoTokenizer.from_pretrained(model)
-    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model), reward_funcs=[reward], args=args,
+    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model, attn_implementation=attn),
+                          reward_funcs=[reward], args=args,
                           train_dataset=data, processing_class=tok, callbacks=[Clock()])
     start = time.perf_counter()
     trainer.train()
-    gaps = [b - a for a, b in zip([start, *stamps], stamps)][1:]
-    step, rollout = statistics.median(gaps), statistics.median(sampling[1:])
+    gaps = [b - a for a, b in zip([start, *stamps], stamps)]
+    step, rollout = statistics.median(gaps[WARMUP:]), statistics.median(sampling[WARMUP:])
     print(json.dumps({"seconds_per_step": step, "peak_rss_mib": status_kib("VmHWM") / 1024,
-                      "rollout_seconds": rollout, "update_seconds": step - rollout}))
+                      "rollout_seconds": rollout, "update_seconds": step - rollout,
+                      "warmup_seconds": sum(gaps[:WARMUP])}))
 
 
-def run_trl(model: Path, work: Path, steps: int, bf16: bool = False) -> dict:
+def run_trl(model: Path, work: Path, steps: int, bf16: bool = False, attn: str = "sdpa") -> dict:
     proc = subprocess.run([sys.executable, "-m", "imagine.bench.grpo_bench", "--trl-child", str(model),
-                           "--steps", str(steps), "--out", str(work / "trl"), *(["--bf16"] if bf16 else [])],
+                           "--steps", str(steps), "--out", str(work / "trl"), "--attn", attn,
+                           *(["--bf16"] if bf16 else [])],
                           capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "WANDB_MODE": "disabled"})
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
@@ -152,18 +166,20 @@ def run_trl(model: Path, work: Path, steps: int, bf16: bool = False) -> dict:
     return json.loads(lines[-1])
 
 
-# Every row: its engine and overrides (TRL's rows run its own trainer). vLLM's compiled rows compile the
-# model first (torch.compile, inductor's C++ on CPU): a slower start-up, outside the measured steps.
+# Every row: its engine and overrides (TRL's rows run its own trainer). The compiled rows compile vLLM's
+# model at start-up and the update's layers in its first steps (inductor's C++ on CPU): the warm-up
+# column, outside the median.
+COMPILED = ("rollout.enforce_eager=false", "train.compile=true", "model.attn_implementation=eager")
 RUNS = {
     "imagine-vllm": ("vllm",),
-    "imagine-vllm-compiled": ("vllm", "rollout.enforce_eager=false"),
+    "imagine-vllm-compiled": ("vllm", *COMPILED),
     "imagine-torch": ("torch",),
     "trl": (),
-    "imagine-vllm-compiled-bf16": ("vllm", "rollout.enforce_eager=false", "train.precision=bf16"),
+    "imagine-vllm-compiled-bf16": ("vllm", *COMPILED, "train.precision=bf16"),
     "trl-bf16": (),
+    "trl-bf16-eager": (),
     "imagine-vllm-async": ("vllm", "rollout.async_steps=1"),
-    "imagine-vllm-compiled-bf16-async": ("vllm", "rollout.enforce_eager=false", "train.precision=bf16",
-                                         "rollout.async_steps=1"),
+    "imagine-vllm-compiled-bf16-async": ("vllm", *COMPILED, "train.precision=bf16", "rollout.async_steps=1"),
 }
 
 
@@ -180,13 +196,14 @@ def fastest(runs: list[dict]) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/results")
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=WARMUP + 5)
     ap.add_argument("--rounds", type=int, default=2, help="runs of every row, interleaved; the faster is reported")
     ap.add_argument("--trl-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--attn", default="sdpa", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.trl_child:
-        trl_child(args.trl_child, args.steps, args.out, bf16=args.bf16)
+        trl_child(args.trl_child, args.steps, args.out, bf16=args.bf16, attn=args.attn)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -195,13 +212,20 @@ def main(argv=None) -> int:
         for k in range(args.rounds):  # interleaved, so a slow spell of the machine hits every row alike
             for name, extra in RUNS.items():
                 if name.startswith("trl"):
-                    rounds[name].append(run_trl(model, work, args.steps, bf16="bf16" in name))
+                    rounds[name].append(run_trl(model, work, args.steps, bf16="bf16" in name,
+                                                attn="eager" if name.endswith("-eager") else "sdpa"))
                 else:
                     rounds[name].append(run_imagine(model, work, extra[0], args.steps, *extra[1:],
                                                     name=f"{name}-round{k}"))
         results = {name: fastest(runs) for name, runs in rounds.items()}
     write_report(Path(args.out) / "grpo.md", report(results, args.steps, args.rounds))
     return 0
+
+
+def fastest_trl(r: dict, precision: str) -> str | None:
+    """The TRL row of this precision with the fewest seconds a step: the baseline to beat."""
+    rows = [n for n, p in ROWS if n.startswith("trl") and p == precision and "seconds_per_step" in r.get(n, {})]
+    return min(rows, key=lambda n: r[n]["seconds_per_step"], default=None)
 
 
 ROWS = tuple((name, "bf16" if "bf16" in name else "fp32") for name in RUNS)  # (row, update precision)
@@ -224,30 +248,36 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
         f"Written by `make bench-grpo` on {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, torch threads as default. Model: Qwen3 architecture {MODEL['num_hidden_layers']} "
         f"layers x {MODEL['hidden_size']}, random init; letters task, {PROMPTS} prompts x G={G}, at most "
-        f"{MAX_TOKENS} new tokens, one update per step, no KL; {steps} steps each, median of steps 2..{steps}; "
+        f"{MAX_TOKENS} new tokens, one update per step, no KL; {steps} steps each, median of steps "
+        f"{WARMUP + 1}..{steps} (*warm-up* is the seconds of steps 1..{WARMUP}: compiles, first allocations); "
         f"every row ran {rounds} times, interleaved with the others, and the table shows its faster round (with "
         "the slowest round's seconds a step beside it). "
         f"imagine's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes "
         f"{MICRO_BATCH} rows per forward. Nothing else ran on the machine. TRL samples with transformers' generate "
         "(no vLLM server), so it has no engine tokens/s or weight sync. *rollout* is sampling plus reward, "
         "*update* the forward, backward and optimizer step. In the `-async` rows the rollout runs in a background "
-        "thread during the previous update and *waited* is how long the step then waited for it.", "",
-        "| run | update precision | seconds / step | slowest round | rollout (s) | update (s) | waited (s) "
-        "| peak RSS (MiB) | sampling tokens/s | weight sync (s) |", "|---|---|---|---|---|---|---|---|---|---|",
+        "thread during the previous update and *waited* is how long the step then waited for it. imagine's "
+        "compiled rows compile vLLM's model (`rollout.enforce_eager=false`) and the update's decoder layers "
+        "(`train.compile=true`), with eager attention (`model.attn_implementation=eager`); `trl-bf16-eager` is "
+        "TRL with the same attention. Each step-time "
+        "ratio is against the faster TRL row of the same precision.", "",
+        "| run | update precision | seconds / step | slowest round | warm-up (s) | rollout (s) | update (s) "
+        "| waited (s) | peak RSS (MiB) | sampling tokens/s | weight sync (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, precision in ROWS:
         lines.append(f"| {name} | {precision} | {cell(name, 'seconds_per_step', '{:.2f}')} | "
-                     f"{cell(name, 'slowest_seconds_per_step', '{:.2f}')} | "
+                     f"{cell(name, 'slowest_seconds_per_step', '{:.2f}')} | {cell(name, 'warmup_seconds', '{:.0f}')} | "
                      f"{cell(name, 'rollout_seconds', '{:.2f}')} | {cell(name, 'update_seconds', '{:.2f}')} | "
                      f"{cell(name, 'wait_seconds', '{:.2f}') if name.endswith('-async') else '-'} | "
                      f"{cell(name, 'peak_rss_mib', '{:.0f}')} | {cell(name, 'sample_tokens_per_s', '{:.0f}')} | "
                      f"{cell(name, 'sync_seconds', '{:.3f}')} |")
     lines.append("")
     for name, precision in ROWS:
-        trl = "trl" if precision == "fp32" else "trl-bf16"
         if not name.startswith("imagine-vllm"):
             continue
-        if ok(name, "seconds_per_step") and ok(trl, "seconds_per_step"):
+        trl = fastest_trl(r, precision)
+        if trl and ok(name, "seconds_per_step"):
             v, b = r[name], r[trl]
             line = (f"- step time: {trl} / {name} = {b['seconds_per_step'] / v['seconds_per_step']:.2f}x "
                     f"(target >= 3x); memory {name} / {trl} = {v['peak_rss_mib'] / b['peak_rss_mib']:.2f}x")

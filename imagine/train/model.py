@@ -54,6 +54,18 @@ class CausalLMLogProb(nn.Module):
         return logprobs, entropy
 
 
+def compile_decoder_layers(model: CausalLMLogProb) -> None:
+    """``torch.compile`` each decoder layer's ``forward``, not the module call.
+
+    The module call runs FSDP2's pre/post-forward hooks (all-gather, reshard) and transformers'
+    gradient-checkpointing wrapper; they stay eager, and the compiled region is exactly the layer's
+    math, where inductor fuses the norms, rotary embedding, activation and dtype casts around the
+    matmuls. ``dynamic=True``: micro-batches change width every step, and one graph serves them all.
+    """
+    for layer in model.decoder_layers:
+        layer.forward = torch.compile(layer.forward, dynamic=True)
+
+
 def load_causal_lm(path: str | Path, *, attn_implementation: str):
     """A Hugging Face causal-LM directory, in the dtype it was saved in (cast later, layer by layer)."""
     from transformers import AutoModelForCausalLM

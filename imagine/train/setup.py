@@ -57,7 +57,7 @@ def build_policy(path: str | None, tokenizer, info: D.DistInfo, tc: StepConfig, 
     from imagine.models.tiny import build_tiny_model
     from imagine.train.fsdp import shard_model
     from imagine.train.loading import load_sharded_causal_lm
-    from imagine.train.model import CausalLMLogProb, pick_attn_implementation
+    from imagine.train.model import CausalLMLogProb, compile_decoder_layers, pick_attn_implementation
 
     if path is not None and not (Path(path) / "config.json").is_file():  # else transformers says "repo id"
         raise DataError(f"model.path {path}: not a Hugging Face model directory (no config.json)")
@@ -74,6 +74,8 @@ def build_policy(path: str | None, tokenizer, info: D.DistInfo, tc: StepConfig, 
                             activation_checkpointing=tc.activation_checkpointing and requires_grad,
                             cpu_offload=tc.cpu_offload, master_dtype=master_dtype)
         model.requires_grad_(requires_grad)
+    if tc.compile:
+        compile_decoder_layers(model)
     vocab = model.lm.get_input_embeddings().weight.shape[0]  # a DTensor's shape is the global one
     if len(tokenizer) > vocab:
         raise DataError(f"the tokenizer has {len(tokenizer)} tokens but the model's embedding only {vocab}")

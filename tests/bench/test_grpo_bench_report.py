@@ -15,7 +15,7 @@ def test_report_keeps_async_rows_out_of_the_on_policy_claims():
     text = report({"imagine-vllm": run(4.0, 2.0, 2.0), "imagine-vllm-async": run(3.0, 2.5, 2.5, wait_seconds=0.3),
                    "imagine-torch": {"error": "Traceback: boom"}, "trl": run(8.0, 4.0, 4.0)}, steps=5)
     row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-async |"))
-    assert row.split("|")[7].strip() == "0.30"  # waited
+    assert row.split("|")[8].strip() == "0.30"  # waited
     assert "trl / imagine-vllm = 2.00x" in text and "update alone = 4.00x" in text
     async_line = next(line for line in text.splitlines() if "trl / imagine-vllm-async" in line)
     assert "off-policy" in async_line and "update alone" not in async_line
@@ -30,3 +30,13 @@ def test_the_faster_round_is_reported_with_the_slowest_beside_it():
     assert fastest([{"error": "x"}, {"error": "y"}]) == {"error": "x"}
     text = report({"imagine-vllm": best, "trl": fastest([run(8.0, 4.0, 4.0)])}, steps=5, rounds=3)
     assert "| imagine-vllm | fp32 | 4.00 | 5.00 |" in text and "ran 3 times" in text
+
+
+def test_step_ratio_is_against_the_faster_trl_row_of_the_same_precision():
+    text = report({"imagine-vllm-compiled-bf16": run(3.0, 1.5, 1.5, warmup_seconds=80.0),
+                   "trl-bf16": run(9.0, 5.0, 4.0), "trl-bf16-eager": run(7.5, 5.0, 2.5),
+                   "trl": run(6.0, 3.0, 3.0)}, steps=8)
+    assert "trl-bf16-eager / imagine-vllm-compiled-bf16 = 2.50x" in text  # not trl-bf16's 3.00x, nor fp32 trl
+    row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-compiled-bf16 |"))
+    assert row.split("|")[5].strip() == "80"  # warm-up seconds, shown rather than hidden
+    assert "median of steps 4..8" in text
