@@ -219,6 +219,8 @@ def main(argv=None) -> int:
                                                     name=f"{name}-round{k}"))
         results = {name: fastest(runs) for name, runs in rounds.items()}
     write_report(Path(args.out) / "grpo.md", report(results, args.steps, args.rounds))
+    # every round of every row, for the spread the table summarises
+    (Path(args.out) / "grpo_rounds.json").write_text(json.dumps(rounds, indent=1) + "\n")
     return 0
 
 
@@ -249,7 +251,8 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
         f"{os.cpu_count()} cores, torch threads as default. Model: Qwen3 architecture {MODEL['num_hidden_layers']} "
         f"layers x {MODEL['hidden_size']}, random init; letters task, {PROMPTS} prompts x G={G}, at most "
         f"{MAX_TOKENS} new tokens, one update per step, no KL; {steps} steps each, median of steps "
-        f"{WARMUP + 1}..{steps} (*warm-up* is the seconds of steps 1..{WARMUP}: compiles, first allocations); "
+        f"{WARMUP + 1}..{steps} (*warm-up* is the seconds of steps 1..{WARMUP}: compiles, which inductor's on-disk cache shortens "
+        "in later runs, and first allocations); "
         f"every row ran {rounds} times, interleaved with the others, and the table shows its faster round (with "
         "the slowest round's seconds a step beside it). "
         f"imagine's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes "
