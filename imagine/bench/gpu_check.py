@@ -22,6 +22,12 @@ CUDA context in one cannot hide the others):
            GPU memory, wake restores the same samples, in-place weight sync while asleep gives the
            new model's log-probs.
   grpo     `train.py grpo --config configs/grpo/tiny_cpu.yaml train.device=cuda train.max_steps=3`.
+
+Opt-in (outside the 10 minutes; `GPU_CHECK_ARGS="--checks grpo_fast"`):
+  grpo_fast  the same GRPO run with the fast paths that CI cannot reach: the update in bf16 with its
+             decoder layers compiled (`train.compile=true`), vLLM's CUDA graphs
+             (`rollout.enforce_eager=false`) and vLLM asleep during every update
+             (`rollout.sleep_between_steps=true`), whose wake order must keep the captured graphs valid.
 """
 
 from __future__ import annotations
@@ -43,7 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULT_MARK = "GPU_CHECK_RESULT "
 
 # Seconds per check; together at most 10 minutes on one GPU.
-CHECK_LIMITS = {"logprob": 150, "sft": 200, "vllm": 170, "grpo": 80}
+CHECK_LIMITS = {"logprob": 150, "sft": 200, "vllm": 170, "grpo": 80, "grpo_fast": 240}
+DEFAULT_CHECKS = ["logprob", "sft", "vllm", "grpo"]
 
 # Log-prob bars (see the module docstring).
 LOGPROB_ATOL = 5e-2  # bf16 logits carry ~3 significant digits (tests/kernels/tolerances.py, bf16)
@@ -68,6 +75,8 @@ SFT_STEPS = 8
 
 GRPO_COMMAND = ["train.py", "grpo", "--config", "configs/grpo/tiny_cpu.yaml", "train.device=cuda",
                 "train.max_steps=3"]
+GRPO_FAST_COMMAND = [*GRPO_COMMAND, "train.precision=bf16", "train.compile=true", "rollout.enforce_eager=false",
+                     "rollout.sleep_between_steps=true"]
 
 
 def _result(ok: bool, rows: list[list[str]], detail: str = "") -> dict:
@@ -299,16 +308,25 @@ def check_vllm(work: Path) -> dict:
 
 # ---------------------------------------------------------------- grpo
 
-def check_grpo(work: Path) -> dict:
-    proc = subprocess.run([sys.executable, *GRPO_COMMAND], cwd=ROOT, capture_output=True, text=True)
+def _train_run(what: str, command: list[str]) -> dict:
+    proc = subprocess.run([sys.executable, *command], cwd=ROOT, capture_output=True, text=True)
     output = (proc.stdout + proc.stderr).strip()
     last = output.splitlines()[-1] if output else ""
-    return _result(proc.returncode == 0, [["grpo tiny on cuda", f"`python {' '.join(GRPO_COMMAND)}`: exit "
+    return _result(proc.returncode == 0, [[what, f"`python {' '.join(command)}`: exit "
                                            f"{proc.returncode}; {last[:120]}", "ok" if proc.returncode == 0
                                            else "FAILED"]], "" if proc.returncode == 0 else output[-2000:])
 
 
-CHECKS = {"logprob": check_logprob, "sft": check_sft, "vllm": check_vllm, "grpo": check_grpo}
+def check_grpo(work: Path) -> dict:
+    return _train_run("grpo tiny on cuda", GRPO_COMMAND)
+
+
+def check_grpo_fast(work: Path) -> dict:
+    return _train_run("grpo tiny on cuda: bf16, compiled, CUDA graphs, sleep", GRPO_FAST_COMMAND)
+
+
+CHECKS = {"logprob": check_logprob, "sft": check_sft, "vllm": check_vllm, "grpo": check_grpo,
+          "grpo_fast": check_grpo_fast}
 
 
 # ---------------------------------------------------------------- driver
@@ -356,7 +374,7 @@ def gpu_available() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checks", nargs="+", choices=list(CHECKS), default=list(CHECKS))
+    parser.add_argument("--checks", nargs="+", choices=list(CHECKS), default=DEFAULT_CHECKS)
     parser.add_argument("--work", help="scratch directory (default: a fresh temporary one)")
     parser.add_argument("--child", choices=list(CHECKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
