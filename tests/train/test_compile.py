@@ -20,9 +20,12 @@ def test_compiled_layers_give_the_eager_logprobs_and_gradients(tmp_path):
     info = D.init_distributed("cpu")
     try:
         results = {}
-        for compiled in (False, True):
-            tc = StepConfig(precision="fp32", device="cpu", compile=compiled)
-            model = S.build_policy(str(tmp_path / "m"), tok, info, tc, attn_implementation="eager")
+        # eager, compiled, and compiled under activation checkpointing (which reruns the compiled
+        # forward during backward)
+        for compiled, recompute in ((False, False), (True, False), (True, True)):
+            tc = StepConfig(precision="fp32", device="cpu", compile=compiled, activation_checkpointing=recompute)
+            model = S.build_policy(str(tmp_path / "m"), tok, info, tc, attn_implementation="eager").train()
+            assert model.lm.is_gradient_checkpointing == recompute  # (it recomputes in train mode only)
             logps = []
             for ids in batches:
                 positions = torch.arange(ids.shape[1]).expand_as(ids)
@@ -30,14 +33,15 @@ def test_compiled_layers_give_the_eager_logprobs_and_gradients(tmp_path):
                 (logp * torch.linspace(-1, 1, logp.numel())).sum().backward()  # signed: no cancelling symmetry
                 logps.append(logp.detach())
             grads = {n: p.grad.full_tensor() for n, p in model.named_parameters()}
-            results[compiled] = logps, grads
+            results[compiled, recompute] = logps, grads
             assert (model.decoder_layers[0].forward.__class__.__name__ != "method") == compiled
     finally:
         D.teardown(info)
-    (eager_logps, eager_grads), (compiled_logps, compiled_grads) = results[False], results[True]
-    for a, b in zip(eager_logps, compiled_logps):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
-    assert eager_grads.keys() == compiled_grads.keys()
-    for name, g in eager_grads.items():
-        assert g.abs().max() > 0, name
-        torch.testing.assert_close(compiled_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+    eager_logps, eager_grads = results.pop((False, False))
+    for compiled_logps, compiled_grads in results.values():
+        for a, b in zip(eager_logps, compiled_logps):
+            torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        assert eager_grads.keys() == compiled_grads.keys()
+        for name, g in eager_grads.items():
+            assert g.abs().max() > 0, name
+            torch.testing.assert_close(compiled_grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
