@@ -203,9 +203,16 @@ def main(argv=None) -> int:
     ap.add_argument("--trl-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--attn", default="sdpa", help=argparse.SUPPRESS)
+    ap.add_argument("--from-rounds", default=None, metavar="JSON",
+                    help="rewrite grpo.md from a run's grpo_rounds.json (its --steps) without running anything")
     args = ap.parse_args(argv)
     if args.trl_child:
         trl_child(args.trl_child, args.steps, args.out, bf16=args.bf16, attn=args.attn)
+        return 0
+    if args.from_rounds:
+        rounds = json.loads(Path(args.from_rounds).read_text())
+        results = {name: fastest(runs) for name, runs in rounds.items()}
+        write_report(Path(args.out) / "grpo.md", report(results, args.steps, max(map(len, rounds.values()))))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -258,7 +265,9 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
         f"every row ran {rounds} times, interleaved with the others, and the table shows its faster round (with "
         "the slowest round's seconds a step beside it). "
         f"imagine's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes "
-        f"{MICRO_BATCH} rows per forward. Nothing else ran on the machine. TRL samples with transformers' generate "
+        f"{MICRO_BATCH} rows per forward. Nothing else ran on the machine. TorchEngine samples a step's "
+        f"{PROMPTS * G} sequences in one batch (`rollout.torch_batch_size={PROMPTS * G}`, faster here than its "
+        "default 16). TRL samples with transformers' generate "
         "(no vLLM server), so it has no engine tokens/s or weight sync. *rollout* is sampling plus reward, "
         "*update* the forward, backward and optimizer step. In the `-async` rows the rollout runs in a background "
         "thread during the previous update and *waited* is how long the step then waited for it. imagine's "

@@ -3,6 +3,8 @@ failed run is a visible row, not a crash that loses the other runs' numbers."""
 
 from __future__ import annotations
 
+import json
+
 from imagine.bench.grpo_bench import fastest, report
 
 
@@ -20,7 +22,7 @@ def test_report_keeps_async_rows_out_of_the_on_policy_claims():
     async_line = next(line for line in text.splitlines() if "trl / imagine-vllm-async" in line)
     assert "off-policy" in async_line and "update alone" not in async_line
     assert "| imagine-torch | fp32 | failed |" in text and "imagine-torch failed" in text
-    assert "TorchEngine" not in text  # no sampling ratio against a failed baseline
+    assert "/ TorchEngine" not in text  # no sampling ratio against a failed baseline
 
 
 def test_the_faster_round_is_reported_with_the_slowest_beside_it():
@@ -40,3 +42,13 @@ def test_step_ratio_is_against_the_faster_trl_row_of_the_same_precision():
     row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-compiled-bf16 |"))
     assert row.split("|")[5].strip() == "80"  # warm-up seconds, shown rather than hidden
     assert "median of steps 4..8" in text
+
+
+def test_the_table_can_be_rewritten_from_a_runs_rounds(tmp_path):
+    from imagine.bench.grpo_bench import main
+
+    rounds = {"imagine-vllm": [run(4.5, 2.0, 2.5), run(4.0, 2.0, 2.0)], "trl": [run(8.0, 4.0, 4.0), {"error": "x"}]}
+    (tmp_path / "rounds.json").write_text(json.dumps(rounds))
+    assert main(["--from-rounds", str(tmp_path / "rounds.json"), "--out", str(tmp_path), "--steps", "8"]) == 0
+    text = (tmp_path / "grpo.md").read_text()
+    assert "| imagine-vllm | fp32 | 4.00 | 4.50 |" in text and "ran 2 times" in text and "trl / imagine-vllm = 2.00x" in text
