@@ -164,7 +164,7 @@ class RolloutConfig:
     kv_cache_gib: float | None = None  # vLLM's KV cache, fixed; None: sized by the above (CUDA) or 1 GiB (CPU)
     sleep_between_steps: bool = False  # colocated on a GPU: free vLLM's memory during the update
     # TorchEngine rows per forward. More is faster while memory allows: 64 rows sampled 1.65x the tokens/s
-    # of 16 for bench-grpo's 64 short sequences on CPU; the demo's long prompts keep 16.
+    # of 16 for bench-grpo's 64 short sequences on CPU. 16 keeps the KV cache small for long prompts.
     torch_batch_size: int = 16
     # 1: sample step k+1 in a background thread (with the weights before step k's update) while step k
     # updates, so every batch is one update old and truncated IS corrects for it; 0: on-policy.
