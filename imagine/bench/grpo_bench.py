@@ -210,9 +210,7 @@ def main(argv=None) -> int:
         trl_child(args.trl_child, args.steps, args.out, bf16=args.bf16, attn=args.attn)
         return 0
     if args.from_rounds:
-        rounds = json.loads(Path(args.from_rounds).read_text())
-        results = {name: fastest(runs) for name, runs in rounds.items()}
-        write_report(Path(args.out) / "grpo.md", report(results, args.steps, max(map(len, rounds.values()))))
+        render(json.loads(Path(args.from_rounds).read_text()), args.steps, Path(args.out))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -226,11 +224,17 @@ def main(argv=None) -> int:
                 else:
                     rounds[name].append(run_imagine(model, work, extra[0], args.steps, *extra[1:],
                                                     name=f"{name}-round{k}"))
-        results = {name: fastest(runs) for name, runs in rounds.items()}
-    write_report(Path(args.out) / "grpo.md", report(results, args.steps, args.rounds))
     # every round of every row, for the spread the table summarises
+    Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "grpo_rounds.json").write_text(json.dumps(rounds, indent=1) + "\n")
+    render(rounds, args.steps, Path(args.out))
     return 0
+
+
+def render(rounds: dict[str, list[dict]], steps: int, out: Path) -> None:
+    """grpo.md from every row's rounds: a fresh run's, or a saved ``grpo_rounds.json`` (``--from-rounds``)."""
+    results = {name: fastest(runs) for name, runs in rounds.items()}
+    write_report(out / "grpo.md", report(results, steps, max(map(len, rounds.values()))))
 
 
 def fastest_trl(r: dict, precision: str) -> str | None:
