@@ -6,6 +6,7 @@ the distributed checkpoint have one code path whatever the launch.
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ def run_in_process_group(device: str, body: Callable[[T, DistInfo], R], cfg: T) 
 def teardown(info: DistInfo) -> None:
     """Destroy the process group, unless it belongs to someone else (e.g. an in-process vLLM)."""
     if info.owns_group and dist.is_initialized():
+        # Models dropped in reference cycles (FSDP's hooks make them) would otherwise be freed at
+        # interpreter exit, after the group is gone; gloo objects dying then can abort the process.
+        gc.collect()
         # Every rank finishes its last collective before any rank tears gloo down; a rank that
         # destroyed its group while a peer was still in flight aborted ("terminate called ...").
         barrier()

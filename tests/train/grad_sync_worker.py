@@ -43,6 +43,7 @@ def main(tokenizer_dir: str, data_path: str, out_dir: str) -> None:
                         "nll": float(accumulate_gradients(t.model, mbs, global_targets, t.sync_every_micro_batch,
                                                           info.device))}
         grads[mode] = {name: p.grad.full_tensor() for name, p in t.model.named_parameters()}
+    del t  # both FSDP models are garbage before the group is torn down, not at interpreter exit
     if info.rank == 0:
         torch.save(grads, Path(out_dir) / "grads.pt")
     (Path(out_dir) / f"rank{info.rank}.json").write_text(json.dumps(report))

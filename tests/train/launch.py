@@ -17,7 +17,8 @@ from pathlib import Path
 from tests.conftest import ROOT
 from tests.helpers import kill_tree
 
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+# PYTHONFAULTHANDLER: a rank that aborts in C++ (SIGABRT) still prints where its Python was.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", "PYTHONFAULTHANDLER": "1"}
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
 
 
