@@ -46,7 +46,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from imagine.bench.common import status_kib, write_report
 
@@ -168,20 +170,34 @@ def run_trl(model: Path, work: Path, steps: int, bf16: bool = False, attn: str =
     return json.loads(lines[-1])
 
 
-# Every row: its engine and overrides (TRL's rows run its own trainer). The compiled rows compile vLLM's
-# model at start-up and the update's layers in its first steps (inductor's C++ on CPU): the warm-up
-# column, outside the median.
+@dataclass(frozen=True)
+class Run:
+    """One row of the table: whose trainer runs it, in which precision, and with what settings."""
+    trainer: Literal["imagine", "trl"]
+    precision: Literal["fp32", "bf16"] = "fp32"
+    engine: str = ""  # imagine's rollout.engine
+    overrides: tuple[str, ...] = ()  # more of imagine's config keys
+    attn: str = "sdpa"  # TRL's attention implementation
+    off_policy: bool = False  # imagine samples the next step during this one's update (rollout.async_steps=1)
+
+    def imagine_args(self) -> tuple[str, ...]:
+        return (*self.overrides, *(["train.precision=bf16"] if self.precision == "bf16" else []),
+                *(["rollout.async_steps=1"] if self.off_policy else []))
+
+
+# The compiled rows compile vLLM's model at start-up and the update's layers in its first steps
+# (inductor's C++ on CPU): the warm-up column, outside the median.
 COMPILED = ("rollout.enforce_eager=false", "train.compile=true", "model.attn_implementation=eager")
 RUNS = {
-    "imagine-vllm": ("vllm",),
-    "imagine-vllm-compiled": ("vllm", *COMPILED),
-    "imagine-torch": ("torch", f"rollout.torch_batch_size={PROMPTS * G}"),
-    "trl": (),
-    "imagine-vllm-compiled-bf16": ("vllm", *COMPILED, "train.precision=bf16"),
-    "trl-bf16": (),
-    "trl-bf16-eager": (),
-    "imagine-vllm-async": ("vllm", "rollout.async_steps=1"),
-    "imagine-vllm-compiled-bf16-async": ("vllm", *COMPILED, "train.precision=bf16", "rollout.async_steps=1"),
+    "imagine-vllm": Run("imagine", engine="vllm"),
+    "imagine-vllm-compiled": Run("imagine", engine="vllm", overrides=COMPILED),
+    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={PROMPTS * G}",)),
+    "trl": Run("trl"),
+    "imagine-vllm-compiled-bf16": Run("imagine", "bf16", engine="vllm", overrides=COMPILED),
+    "trl-bf16": Run("trl", "bf16"),
+    "trl-bf16-eager": Run("trl", "bf16", attn="eager"),
+    "imagine-vllm-async": Run("imagine", engine="vllm", off_policy=True),
+    "imagine-vllm-compiled-bf16-async": Run("imagine", "bf16", engine="vllm", overrides=COMPILED, off_policy=True),
 }
 
 
@@ -217,12 +233,11 @@ def main(argv=None) -> int:
         model = build_model(work)
         rounds: dict[str, list[dict]] = {name: [] for name in RUNS}
         for k in range(args.rounds):  # interleaved, so a slow spell of the machine hits every row alike
-            for name, extra in RUNS.items():
-                if name.startswith("trl"):
-                    rounds[name].append(run_trl(model, work, args.steps, bf16="bf16" in name,
-                                                attn="eager" if name.endswith("-eager") else "sdpa"))
+            for name, run in RUNS.items():
+                if run.trainer == "trl":
+                    rounds[name].append(run_trl(model, work, args.steps, bf16=run.precision == "bf16", attn=run.attn))
                 else:
-                    rounds[name].append(run_imagine(model, work, extra[0], args.steps, *extra[1:],
+                    rounds[name].append(run_imagine(model, work, run.engine, args.steps, *run.imagine_args(),
                                                     name=f"{name}-round{k}"))
     # every round of every row, for the spread the table summarises
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -239,11 +254,9 @@ def render(rounds: dict[str, list[dict]], steps: int, out: Path) -> None:
 
 def fastest_trl(r: dict, precision: str) -> str | None:
     """The TRL row of this precision with the fewest seconds a step: the baseline to beat."""
-    rows = [n for n, p in ROWS if n.startswith("trl") and p == precision and "seconds_per_step" in r.get(n, {})]
+    rows = [n for n, run in RUNS.items()
+            if run.trainer == "trl" and run.precision == precision and "seconds_per_step" in r.get(n, {})]
     return min(rows, key=lambda n: r[n]["seconds_per_step"], default=None)
-
-
-ROWS = tuple((name, "bf16" if "bf16" in name else "fp32") for name in RUNS)  # (row, update precision)
 
 
 def report(r: dict, steps: int, rounds: int = 1) -> str:
@@ -283,29 +296,29 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
         "| waited (s) | peak RSS (MiB) | sampling tokens/s | weight sync (s) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, precision in ROWS:
-        lines.append(f"| {name} | {precision} | {cell(name, 'seconds_per_step', '{:.2f}')} | "
+    for name, run in RUNS.items():
+        lines.append(f"| {name} | {run.precision} | {cell(name, 'seconds_per_step', '{:.2f}')} | "
                      f"{cell(name, 'slowest_seconds_per_step', '{:.2f}')} | {cell(name, 'warmup_seconds', '{:.0f}')} | "
                      f"{cell(name, 'rollout_seconds', '{:.2f}')} | {cell(name, 'update_seconds', '{:.2f}')} | "
-                     f"{cell(name, 'wait_seconds', '{:.2f}') if name.endswith('-async') else '-'} | "
+                     f"{cell(name, 'wait_seconds', '{:.2f}') if run.off_policy else '-'} | "
                      f"{cell(name, 'peak_rss_mib', '{:.0f}')} | {cell(name, 'sample_tokens_per_s', '{:.0f}')} | "
                      f"{cell(name, 'sync_seconds', '{:.3f}')} |")
     lines.append("")
-    for name, precision in ROWS:
-        if not name.startswith("imagine-vllm"):
+    for name, run in RUNS.items():
+        if run.engine != "vllm":
             continue
-        trl = fastest_trl(r, precision)
+        trl = fastest_trl(r, run.precision)
         if trl and ok(name, "seconds_per_step"):
             v, b = r[name], r[trl]
             line = (f"- step time: {trl} / {name} = {b['seconds_per_step'] / v['seconds_per_step']:.2f}x "
                     f"(target >= 3x); memory {name} / {trl} = {v['peak_rss_mib'] / b['peak_rss_mib']:.2f}x")
-            if name.endswith("-async"):
+            if run.off_policy:
                 line += " (one step off-policy against TRL's on-policy step)"
             else:
                 line += (f". Even with no sampling time at all, {trl} / {name}'s update alone = "
                          f"{b['seconds_per_step'] / v['update_seconds']:.2f}x")
             lines.append(line)
-        if name.endswith("-async"):
+        if run.off_policy:
             continue
         if ok(name, "sample_tokens_per_s") and ok("imagine-torch", "sample_tokens_per_s"):
             lines.append(f"- sampling: {name} / TorchEngine = "
