@@ -288,11 +288,16 @@ class Batch:
                 "times": dict(self.times)}
 
 
+def groups_per_rank(cfg: GRPOConfig, info: D.DistInfo) -> int:
+    """How many prompt groups each rank trains on per step (setup checks that the ranks divide them)."""
+    return cfg.rollout.prompts_per_step // info.world_size
+
+
 def collect(step: int, cfg: GRPOConfig, run: Run, info: D.DistInfo) -> Batch:
     """Steps 1-4: sample this rank's share of the prompts, G completions each, and score them; with
     dynamic sampling, sample more rounds until every rank has ``prompts_per_step`` informative groups."""
     rc, batch = cfg.rollout, Batch()
-    target = rc.prompts_per_step // info.world_size
+    target = groups_per_rank(cfg, info)
     for round_ in range(rc.max_sampling_rounds if rc.dynamic_sampling else 1):
         mine = run.sampler.take(rc.prompts_per_step)[info.rank::info.world_size]
         t0 = time.perf_counter()
@@ -313,7 +318,7 @@ def restore_batch(raw: dict, cfg: GRPOConfig, task: Task, info: D.DistInfo) -> B
     for rnd in raw["rounds"]:
         batch.add_round(rnd["prompts"], [Rollout(**r) for r in rnd["rollouts"]], cfg, task)
     batch.times = defaultdict(float, raw["times"])
-    return batch.keep(cfg.rollout.prompts_per_step // info.world_size)
+    return batch.keep(groups_per_rank(cfg, info))
 
 
 def finished(value) -> Future:
