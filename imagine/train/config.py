@@ -205,6 +205,9 @@ class GRPOStepConfig(StepConfig):
     epochs: int = 1  # passes over each rollout batch
     mini_batches: int = 1  # optimizer steps per pass; epochs * mini_batches > 1 computes old log-probs
     micro_batch_size: int = 8  # sequences per forward, per rank
+    # Pack each prompt once per micro-batch with its completions, instead of once per completion:
+    # fewer tokens through the update when prompts are long (SDPA or eager attention only).
+    share_prompts: bool = False
 
     def validate(self) -> None:
         super().validate()
@@ -238,6 +241,10 @@ class GRPOConfig:
         if self.rollout.group_size < 2 and self.advantage.normalize_std and self.advantage.estimator != "dr_grpo":
             raise ConfigError(f"rollout.group_size={self.rollout.group_size} with advantage.normalize_std=true: "
                               "a group of one has no standard deviation (use rollout.group_size >= 2)")
+        if self.train.share_prompts and self.model.attn_implementation not in ("auto", "sdpa", "eager"):
+            raise ConfigError(f"train.share_prompts=true with model.attn_implementation="
+                              f"{self.model.attn_implementation}: packed prompts need a custom attention mask, "
+                              "which only sdpa and eager take")
         if self.rollout.async_steps and self.loss.is_cap is None:
             raise ConfigError("rollout.async_steps=1 with loss.is_cap=null: every batch is one update old, and "
                               "the truncated IS weight is what corrects for it (set loss.is_cap, e.g. 2.0)")

@@ -39,7 +39,7 @@ from imagine.train.grpo_stats import Stats
 from imagine.train.losses import aggregate, policy_loss, resolve
 from imagine.train.optim import clip_gradients
 from imagine.train.profiling import StepProfiler
-from imagine.train.rollout_batch import IGNORE_INDEX, filler_batch, micro_batches, mini_batch_rows
+from imagine.train.rollout_batch import filler_batch, micro_batches, mini_batch_rows
 from imagine.train.task import Task, load_task
 from imagine.train.weight_sync import hf_named_tensors
 from kernels import group_advantages
@@ -73,6 +73,10 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     sampler = ResumableSampler(len(prompts), tc.seed, True)
     pad_id = pad_token_id(tokenizer)
     policy = S.build_policy(cfg.model.path, tokenizer, info, tc, attn_implementation=cfg.model.attn_implementation)
+    attn = policy.lm.config._attn_implementation
+    if tc.share_prompts and attn not in ("sdpa", "eager"):  # "auto" may have picked flash-attn
+        raise ConfigError(f"train.share_prompts=true needs sdpa or eager attention, and model.attn_implementation="
+                          f"{cfg.model.attn_implementation} resolved to {attn}: set it to sdpa")
     t = S.make_trainable(policy, tc, info)
     reference = None
     if loss_cfg.kl_coef > 0:
@@ -156,7 +160,8 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
             stats.add_mismatch(rollouts, fixed["old_logp"])
         for epoch_rows in plan:
             for rows in epoch_rows:
-                mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id)
+                mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id,
+                                    share_prompts=tc.share_prompts)
                 mbs = D.pad_to_longest(mbs, filler_batch(pad_id), info.device)
                 n_micro = len(mbs)
                 tokens, seqs = D.all_reduce_sum([sum(mb.num_tokens for mb in mbs),
@@ -167,8 +172,9 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
                         setattr(mb, name, gather_rows(per_row, mb))
                     mb = mb.to(info.device)
                     logp, entropy = model(mb.input_ids, mb.position_ids, mb.targets, temperature=rc.temperature,
-                                          return_entropy=cfg.log.entropy)
-                    logp = logp.view_as(mb.mask)
+                                          return_entropy=cfg.log.entropy, attention_mask=mb.attention_mask)
+                    logp = mb.per_sequence(logp)
+                    entropy = None if entropy is None else mb.per_sequence(entropy)
                     old = mb.old_logp if mb.old_logp is not None else logp.detach()
                     if mb.old_logp is None and updates == 1:
                         stats.add_mismatch_tensors(old, mb.sampling_logp, mb.mask)
@@ -342,21 +348,24 @@ def build_engine(cfg: GRPOConfig, info: D.DistInfo):
 @torch.no_grad()
 def logprobs_of(net, rollouts, rows, advantages, loss_rows, tc, rc, pad_id, info) -> dict[int, torch.Tensor]:
     """Per-rollout log-probs (completion tokens only) under ``net``; a collective (fillers keep ranks even)."""
-    mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id)
+    mbs = micro_batches(rollouts, rows, advantages, loss_rows, size=tc.micro_batch_size, pad_id=pad_id,
+                        share_prompts=tc.share_prompts)
     mbs = D.pad_to_longest(mbs, filler_batch(pad_id), info.device)
     out = {}
     for mb in mbs:
-        logp, _ = net(mb.input_ids.to(info.device), mb.position_ids.to(info.device), mb.targets.to(info.device),
-                      temperature=rc.temperature)
-        logp = logp.view(mb.targets.shape).float().cpu()
+        mb = mb.to(info.device)
+        logp, _ = net(mb.input_ids, mb.position_ids, mb.targets, temperature=rc.temperature,
+                      attention_mask=mb.attention_mask)
+        logp, completion = mb.per_sequence(logp).float().cpu(), mb.completion.cpu()
         for b, i in enumerate(mb.rows):
-            out[i] = logp[b][mb.targets[b] != IGNORE_INDEX]
+            out[i] = logp[b][completion[b]]
     return out
 
 
 def gather_rows(per_row: dict[int, torch.Tensor], mb) -> torch.Tensor:
     """Lay per-rollout completion log-probs out on a micro-batch's [rows, tokens] grid."""
     grid = torch.zeros(mb.mask.shape)
+    completion = mb.completion
     for b, i in enumerate(mb.rows):
-        grid[b][mb.targets[b] != IGNORE_INDEX] = per_row[i]
+        grid[b][completion[b]] = per_row[i]
     return grid

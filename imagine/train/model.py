@@ -42,8 +42,11 @@ class CausalLMLogProb(nn.Module):
         return self.lm.model.layers
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
-                temperature: float = 1.0, return_entropy: bool = False):
-        hidden = self.lm.model(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+                temperature: float = 1.0, return_entropy: bool = False, attention_mask: torch.Tensor | None = None):
+        """``attention_mask``: None for causal rows, or ``[B, T, T]`` bool (True: may attend) for rows
+        that pack several sequences (GRPO's shared prompts)."""
+        hidden = self.lm.model(input_ids=input_ids, position_ids=position_ids, use_cache=False,
+                               attention_mask=self._attention_mask(attention_mask)).last_hidden_state
         head = self.lm.get_output_embeddings()
         logprobs, entropy = fused_linear_logprob(
             hidden.reshape(-1, hidden.shape[-1]), head.weight, targets.reshape(-1),
@@ -52,6 +55,19 @@ class CausalLMLogProb(nn.Module):
         # Flat [B*T] outputs: returning views of them would hide FSDP's pre-backward hook from
         # in-place ops a caller might apply.
         return logprobs, entropy
+
+
+    def _attention_mask(self, allowed: torch.Tensor | None) -> torch.Tensor | None:
+        """transformers takes a 4-D mask as given: SDPA reads a bool one, eager attention adds it."""
+        if allowed is None:
+            return None
+        impl = self.lm.config._attn_implementation
+        if impl == "sdpa":
+            return allowed[:, None]
+        if impl == "eager":
+            return torch.zeros(allowed[:, None].shape, device=allowed.device).masked_fill(
+                ~allowed[:, None], torch.finfo(torch.float32).min)
+        raise ValueError(f"packed rows need SDPA or eager attention, not {impl} (model.attn_implementation)")
 
 
 def compile_decoder_layers(model: CausalLMLogProb) -> None:

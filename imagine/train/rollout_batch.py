@@ -8,6 +8,19 @@ Row layout (right padded, so causal attention never sees the padding)::
 
 ``sampling_logp``, ``old_logp`` and ``ref_logp`` sit at the same positions as the targets they score,
 so every per-token tensor of a micro-batch lines up with the model's ``[rows, tokens]`` log-probs.
+
+With ``train.share_prompts`` a row holds one prompt and several of its completions, so the prompt
+is run forward and backward once instead of once per completion (a group's G rows repeat it G
+times). Each completion attends to the prompt and to itself, never to its siblings, and its
+positions continue from the prompt's, so every log-prob is the one its own row would give::
+
+    input_ids  p0 p1 | p2 a0 a1 | p2 b0 b1 b2      (the prompt's last token starts every segment,
+    positions   0  1 |  2  3  4 |  2  3  4  5       since it predicts each completion's first token)
+    targets    -- -- | a0 a1 a2 | b0 b1 b2 b3
+
+The model reads that packed layout; the per-token tensors (mask, advantages, the log-probs) keep one
+row per completion, and ``PolicyBatch.per_sequence`` gathers the model's output into them. The loss
+therefore sees the same rows either way, sequence-level losses included.
 """
 
 from __future__ import annotations
@@ -32,6 +45,11 @@ class PolicyBatch:
     rows: list[int]  # index of each row in this rank's rollout list (empty for a filler batch)
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
+    # shared prompts only: which packed position may attend to which ([B, T, T] bool, None = causal),
+    # and where each completion token's target sits in the packed rows ([rows, tokens] each)
+    attention_mask: torch.Tensor | None = None
+    packed_row: torch.Tensor | None = None
+    packed_col: torch.Tensor | None = None
 
     def to(self, device) -> PolicyBatch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -39,6 +57,20 @@ class PolicyBatch:
             if isinstance(v, torch.Tensor):
                 moved[k] = v.to(device)
         return PolicyBatch(**moved)
+
+    def per_sequence(self, packed: torch.Tensor) -> torch.Tensor:
+        """The model's flat per-position output on the one-row-per-completion grid of ``mask``."""
+        packed = packed.view(self.input_ids.shape)
+        if self.packed_row is None:
+            return packed
+        return packed[self.packed_row, self.packed_col]
+
+    @property
+    def completion(self) -> torch.Tensor:
+        """Where the grid holds a completion token (filtered rows included, unlike ``mask``)."""
+        if self.packed_row is None:
+            return self.targets != IGNORE_INDEX
+        return self.targets[self.packed_row, self.packed_col] != IGNORE_INDEX
 
     @property
     def num_tokens(self) -> int:
@@ -85,8 +117,72 @@ def mini_batch_rows(num_rows: int, mini_batches: int, generator: torch.Generator
 
 
 def micro_batches(rollouts: Sequence[Rollout], rows: Sequence[int], advantages, loss_rows, *, size: int,
-                  pad_id: int) -> list[PolicyBatch]:
-    """Rows grouped by length (less padding), ``size`` rows per micro-batch."""
+                  pad_id: int, share_prompts: bool = False) -> list[PolicyBatch]:
+    """``size`` completions per micro-batch: grouped by length (less padding), or by prompt when
+    they share it (one packed row per prompt and micro-batch)."""
+    if share_prompts:
+        by_prompt: dict[tuple[int, ...], list[int]] = {}
+        for i in rows:
+            by_prompt.setdefault(tuple(rollouts[i].prompt_ids), []).append(i)
+        order = [i for group in by_prompt.values() for i in group]
+        return [shared_prompt_batch(rollouts, order[k:k + size], advantages, loss_rows, pad_id)
+                for k in range(0, len(order), size)]
     by_length = sorted(rows, key=lambda i: len(rollouts[i].prompt_ids) + len(rollouts[i].completion_ids))
     return [policy_batch(rollouts, by_length[k:k + size], advantages, loss_rows, pad_id)
             for k in range(0, len(by_length), size)]
+
+
+def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advantages: Sequence[float],
+                        loss_rows: Sequence[bool], pad_id: int) -> PolicyBatch:
+    """The given completions with each prompt packed once (layout in the module docstring)."""
+    packed: dict[tuple[int, ...], list[int]] = {}  # prompt -> its completions here, in order
+    for i in rows:
+        packed.setdefault(tuple(rollouts[i].prompt_ids), []).append(i)
+    lengths = [len(p) - 1 + sum(max(len(rollouts[i].completion_ids), 1) for i in members)
+               for p, members in packed.items()]
+    n, width = len(packed), max(lengths)
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    positions = torch.zeros((n, width), dtype=torch.long)
+    targets = torch.full((n, width), IGNORE_INDEX, dtype=torch.long)
+    segment = torch.full((n, width), -1, dtype=torch.long)  # 0: the prompt; k > 0: completion k; -1: padding
+    seq_width = max(max(len(rollouts[i].completion_ids) for i in rows), 1)
+    packed_row = torch.zeros((len(rows), seq_width), dtype=torch.long)
+    packed_col = torch.zeros((len(rows), seq_width), dtype=torch.long)  # (0, 0) is a prompt position: no target
+    order = []
+    for b, (prompt, members) in enumerate(packed.items()):
+        head = len(prompt) - 1
+        ids[b, :head] = torch.tensor(prompt[:-1], dtype=torch.long)
+        positions[b, :head] = torch.arange(head)
+        segment[b, :head] = 0
+        col = head
+        for k, i in enumerate(members, start=1):
+            completion = rollouts[i].completion_ids
+            span = max(len(completion), 1)  # an empty completion still gets its (target-free) first token
+            ids[b, col:col + span] = torch.tensor([prompt[-1], *completion[:span - 1]], dtype=torch.long)
+            positions[b, col:col + span] = torch.arange(head, head + span)
+            segment[b, col:col + span] = k
+            if completion:
+                targets[b, col:col + len(completion)] = torch.tensor(completion, dtype=torch.long)
+                packed_row[len(order), :len(completion)] = b
+                packed_col[len(order), :len(completion)] = torch.arange(col, col + len(completion))
+            order.append(i)
+            col += span
+        positions[b, col:] = torch.arange(head, head + width - col)  # padding: any positions will do
+    # causal, and a completion sees the prompt and itself; padding sees only itself, so no row is empty
+    causal = torch.ones((width, width), dtype=torch.bool).tril()
+    same = segment[:, :, None] == segment[:, None, :]
+    sees_prompt = (segment[:, None, :] == 0) & (segment[:, :, None] > 0)
+    attention = causal & (same & (segment[:, :, None] != -1) | sees_prompt | torch.eye(width, dtype=torch.bool))
+    mask = torch.zeros((len(order), seq_width))
+    adv = torch.zeros((len(order), seq_width))
+    sampling = torch.zeros((len(order), seq_width))
+    for row, i in enumerate(order):
+        k = len(rollouts[i].completion_ids)
+        if k == 0:
+            continue
+        sampling[row, :k] = torch.tensor(rollouts[i].logprobs[:k], dtype=torch.float32)
+        adv[row, :k] = float(advantages[i])
+        if loss_rows[i]:
+            mask[row, :k] = 1.0
+    return PolicyBatch(ids, positions, targets, mask, adv, sampling, order, attention_mask=attention,
+                       packed_row=packed_row, packed_col=packed_col)

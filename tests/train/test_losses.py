@@ -105,10 +105,12 @@ def test_variant_defaults_and_explicit_settings():
     ("rollout.group_size=1", ["rollout.group_size=1", "advantage.normalize_std"]),
     ("loss.aggregation=mean", ["loss", "aggregation"]),
     ("rollout.kv_cache_gib=0", ["rollout", "kv_cache_gib"]),
+    ("train.share_prompts=true model.attn_implementation=flash_attention_2",
+     ["train.share_prompts", "model.attn_implementation=flash_attention_2"]),
 ])
 def test_bad_grpo_config_names_the_key(override, words):
     with pytest.raises(ConfigError) as err:
-        load_config(GRPOConfig, None, ["model.path=m", override])
+        load_config(GRPOConfig, None, ["model.path=m", *override.split()])
     assert all(w in str(err.value) for w in words), str(err.value)
 
 
