@@ -186,14 +186,19 @@ def gspo_loss(logp, old_logp, advantages, mask, cfg, *, sampling_logp=None, ref_
     adv = torch.where(valid, advantages.detach(), 0.0).sum(-1) / n_tokens  # one advantage per sequence
     clipped = seq_ratio.clamp(1.0 - cfg.clip_low, 1.0 + cfg.clip_high)
     seq_loss = -torch.minimum(seq_ratio * adv, clipped * adv)
-    stats = {"ratio_mean": seq_ratio.detach().mean(),
-             "clip_fraction": (((adv > 0) & (seq_ratio > 1 + cfg.clip_high)) |
-                               ((adv < 0) & (seq_ratio < 1 - cfg.clip_low))).float().mean()}
+    counted = valid.any(-1)  # rows with no loss token (filtered, or padding rows) are not sequences here
+
+    def seq_mean(x):
+        return torch.where(counted, x.detach().float(), 0.0).sum() / counted.sum().clamp_min(1)
+
+    stats = {"ratio_mean": seq_mean(seq_ratio),
+             "clip_fraction": seq_mean(((adv > 0) & (seq_ratio > 1 + cfg.clip_high)) |
+                                       ((adv < 0) & (seq_ratio < 1 - cfg.clip_low)))}
     if sampling_logp is not None and cfg.is_cap is not None:
         seq_is = torch.exp(torch.where(valid, old_logp.detach() - sampling_logp.detach(), 0.0).sum(-1) / n_tokens)
         weight = seq_is.clamp(max=cfg.is_cap)
         seq_loss = seq_loss * weight
-        stats.update(is_weight_mean=weight.mean().detach(), is_capped_fraction=(seq_is > weight).float().mean())
+        stats.update(is_weight_mean=seq_mean(weight), is_capped_fraction=seq_mean(seq_is > weight))
     per_token = seq_loss[:, None].expand_as(logp)  # every token carries its sequence's loss
     kl, kl_stats = _kl_term(logp, ref_logp, mask, cfg)
     return torch.where(valid, per_token + kl, 0.0), {**stats, **kl_stats}

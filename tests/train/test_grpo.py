@@ -89,7 +89,8 @@ def test_shared_prompts_train_like_one_row_per_completion(tmp_path, model_dir):
     for step in (1, 2, 3):
         plain, shared = runs["false"][step], runs["true"][step]
         assert shared["reward"] == plain["reward"], step  # same weights to float rounding: same samples
-        # (GSPO's ratio and IS means are per micro-batch row, so they move with how rows are grouped)
+        # (GSPO's ratio and IS means are sequence means per micro-batch, token-weighted across them,
+        # so they move with how rows are grouped into micro-batches)
         for key in ("loss", "grad_norm", "kl_mean", "logp_mismatch_mean"):
             assert shared[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-7), (step, key)
 

@@ -81,6 +81,22 @@ def test_registered_loss_equals_hand_computed_value_and_only_the_policy_gets_gra
         assert t[frozen].grad is None, f"{name}: gradient leaked into {frozen}"
 
 
+def test_gspo_sequence_stats_count_only_rows_with_loss_tokens():
+    """A filtered row (mask all zero) is no sequence: its exp(0) = 1 must not pull the means to 1."""
+    cfg = resolve(LossConfig(name="gspo", is_cap=1.2))
+    t = {k: torch.cat([v.detach(), torch.full((1, 3), -0.5, dtype=torch.float64)]) for k, v in tensors().items()}
+    t["mask"][2] = 0.0
+    _, metrics = policy_loss(cfg, t["logp"], t["old"], t["adv"], t["mask"], sampling_logp=t["sampling"],
+                             ref_logp=None)
+    ratios, weights = [], []
+    for b in range(2):
+        idx = [i for i in range(3) if MASK[b][i]]
+        ratios.append(math.exp(sum(LOGP[b][i] - OLD[b][i] for i in idx) / len(idx)))
+        weights.append(min(math.exp(sum(OLD[b][i] - SAMPLING[b][i] for i in idx) / len(idx)), cfg.is_cap))
+    assert float(metrics["ratio_mean"]) == pytest.approx(sum(ratios) / 2, rel=1e-6)
+    assert float(metrics["is_weight_mean"]) == pytest.approx(sum(weights) / 2, rel=1e-6)
+
+
 def test_aggregations_match_their_definitions_and_split_exactly_over_micro_batches():
     loss = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 99.0]])
     mask = torch.tensor(MASK, dtype=torch.float32)
