@@ -10,7 +10,7 @@ TORCH     ?= torch==2.13.0
 # dependencies break `import transformers` beside CPU torch, so they are removed after the install.
 EXTRAS    ?= dev,cpu
 
-.PHONY: install test test-fast lint demo bench bench-grpo bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading gpu-check clean
+.PHONY: install test test-fast lint demo bench bench-grpo bench-shared-prompts bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading gpu-check clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -53,13 +53,17 @@ bench-grpo: $(STAMP)
 	$(BIN)/pip install -q "trl==1.16.0"
 	$(BIN)/python -m imagine.bench.grpo_bench --out bench/results
 
+# GRPO's update for one group, prompts repeated per row vs packed once (train.share_prompts); ~2.5 min.
+bench-shared-prompts: $(STAMP)
+	$(BIN)/python -m imagine.bench.shared_prompt_bench --out bench/results
+
 bench-stage1: $(STAMP)
 	$(BIN)/python -m imagine.bench.stage1_bench --out bench/results
 
 bench-mas: $(STAMP)
 	$(BIN)/python -m imagine.mas.bench --out bench/results
 
-bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-grpo bench-loading
+bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-grpo bench-shared-prompts bench-loading
 
 # On a machine with an NVIDIA GPU: Triton kernels, bf16 SFT, vLLM sleep/sync, GRPO, in <= 10 minutes
 # on one GPU; a table, non-zero exit on any failure. Without a GPU it runs nothing. Not part of `test`.
