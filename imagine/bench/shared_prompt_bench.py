@@ -12,8 +12,11 @@ log-probs, and no optimizer step is taken. Two random-init Qwen3-architecture mo
 - ``wide``: 4 layers x 1,024 (about 50M parameters), where the matmuls dominate, as they do in a
   billion-parameter model.
 
-Seconds are the median of 3 timed passes after one warm-up; the log-prob column is the largest
-difference between the two layouts' completion log-probs, which should be float rounding.
+Three layouts: ``repeated`` (one row per completion, the default), ``dense`` (packed rows, SDPA
+over a dense ``[T, T]`` mask: what eager attention gets) and ``shared`` (packed rows through
+``shared_prompt_attention``, what ``train.share_prompts`` uses with SDPA). Seconds are the median of
+3 timed passes after one warm-up; the log-prob column is the largest difference from the repeated
+layout's completion log-probs, which should be float rounding.
 
     python -m imagine.bench.shared_prompt_bench --out bench/results
 """
@@ -69,7 +72,7 @@ def one_group(model, mbs) -> tuple[float, dict[int, torch.Tensor]]:
     logps = {}
     t0 = time.perf_counter()
     for mb in mbs:
-        logp, _ = model(mb.input_ids, mb.position_ids, mb.targets, attention_mask=mb.attention_mask)
+        logp, _ = model(mb.input_ids, mb.position_ids, mb.targets, segment_ids=mb.segment_ids)
         grid = mb.per_sequence(logp)
         (grid * mb.mask).sum().backward()
         for b, i in enumerate(mb.rows):
@@ -85,8 +88,12 @@ def measure(name: str, micro_batch: int) -> dict:
     result = {"model": name, "micro_batch": micro_batch,
               "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
     logps = {}
-    for layout in ("repeated", "shared"):
-        mbs = micro_batches(rollouts, rows, adv, keep, size=micro_batch, pad_id=0, share_prompts=layout == "shared")
+    # dense: packed rows through SDPA with a [T, T] mask; shared: the trainer's default, prompt and
+    # completions attended apart (shared_prompt_attention), switched on last since it stays on
+    for layout in ("repeated", "dense", "shared"):
+        if layout == "shared":
+            model.use_shared_prompt_attention()
+        mbs = micro_batches(rollouts, rows, adv, keep, size=micro_batch, pad_id=0, share_prompts=layout != "repeated")
         result[f"{layout}_tokens"] = sum(mb.input_ids.numel() for mb in mbs)
         one_group(model, mbs)  # warm-up
         times = []
@@ -94,7 +101,8 @@ def measure(name: str, micro_batch: int) -> dict:
             seconds, logps[layout] = one_group(model, mbs)
             times.append(seconds)
         result[f"{layout}_seconds"] = statistics.median(times)
-    result["max_logp_diff"] = max(float((logps["repeated"][i] - logps["shared"][i]).abs().max()) for i in rows)
+    result["max_logp_diff"] = max(float((logps["repeated"][i] - logps[layout][i]).abs().max())
+                                  for i in rows for layout in ("dense", "shared"))
     return result
 
 
@@ -106,15 +114,17 @@ def report(results: list[dict]) -> str:
         "nothing else running. One group: a "
         f"{PROMPT}-token prompt and G={G} completions of {LENGTHS[0]}-{LENGTHS[1]} tokens, forward and backward "
         "of every micro-batch (completions per micro-batch in the second column), fp32, SDPA; median of 3 passes. "
+        "*Speed-up* is repeated over shared. "
         "*Tokens* counts every position the model runs, padding included.", "",
-        "| model | per micro-batch | params (M) | tokens repeated | tokens shared | s repeated | s shared | "
-        "speed-up | max abs log-prob diff |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | per micro-batch | params (M) | tokens repeated | tokens shared | s repeated | s shared, dense mask "
+        "| s shared | speed-up | max abs log-prob diff |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(f"| {r['model']} | {r['micro_batch']} | {r['params_m']:.1f} | {r['repeated_tokens']} | "
-                     f"{r['shared_tokens']} | {r['repeated_seconds']:.3f} | {r['shared_seconds']:.3f} | "
-                     f"{r['repeated_seconds'] / r['shared_seconds']:.2f}x | {r['max_logp_diff']:.1e} |")
+                     f"{r['shared_tokens']} | {r['repeated_seconds']:.3f} | {r['dense_seconds']:.3f} | "
+                     f"{r['shared_seconds']:.3f} | {r['repeated_seconds'] / r['shared_seconds']:.2f}x | "
+                     f"{r['max_logp_diff']:.1e} |")
     return "\n".join(lines) + "\n"
 
 

@@ -206,7 +206,7 @@ class GRPOStepConfig(StepConfig):
     mini_batches: int = 1  # optimizer steps per pass; epochs * mini_batches > 1 computes old log-probs
     micro_batch_size: int = 8  # sequences per forward, per rank
     # Pack each prompt once per micro-batch with its completions, instead of once per completion:
-    # fewer tokens through the update when prompts are long (SDPA or eager attention only).
+    # fewer tokens through the update when prompts are long (SDPA or eager attention, not flash-attn).
     share_prompts: bool = False
 
     def validate(self) -> None:

@@ -82,6 +82,10 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     if loss_cfg.kl_coef > 0:
         reference = S.frozen_reference(cfg.model.ref_path or cfg.model.path, tokenizer, info, tc,
                                        attn_implementation=cfg.model.attn_implementation)
+    if tc.share_prompts:
+        for net in (policy, reference):
+            if net is not None:
+                net.use_shared_prompt_attention()
     state = S.maybe_resume(cfg.checkpoint, ckpt_root, t, info)
     if state is not None:
         sampler.load_state_dict(state["sampler"])
@@ -172,7 +176,7 @@ def _loop(cfg: GRPOConfig, info: D.DistInfo, run: Run) -> dict:
                         setattr(mb, name, gather_rows(per_row, mb))
                     mb = mb.to(info.device)
                     logp, entropy = model(mb.input_ids, mb.position_ids, mb.targets, temperature=rc.temperature,
-                                          return_entropy=cfg.log.entropy, attention_mask=mb.attention_mask)
+                                          return_entropy=cfg.log.entropy, segment_ids=mb.segment_ids)
                     logp = mb.per_sequence(logp)
                     entropy = None if entropy is None else mb.per_sequence(entropy)
                     old = mb.old_logp if mb.old_logp is not None else logp.detach()
@@ -355,7 +359,7 @@ def logprobs_of(net, rollouts, rows, advantages, loss_rows, tc, rc, pad_id, info
     for mb in mbs:
         mb = mb.to(info.device)
         logp, _ = net(mb.input_ids, mb.position_ids, mb.targets, temperature=rc.temperature,
-                      attention_mask=mb.attention_mask)
+                      segment_ids=mb.segment_ids)
         logp, completion = mb.per_sequence(logp).float().cpu(), mb.completion.cpu()
         for b, i in enumerate(mb.rows):
             out[i] = logp[b][completion[b]]

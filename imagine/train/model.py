@@ -42,11 +42,11 @@ class CausalLMLogProb(nn.Module):
         return self.lm.model.layers
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, targets: torch.Tensor,
-                temperature: float = 1.0, return_entropy: bool = False, attention_mask: torch.Tensor | None = None):
-        """``attention_mask``: None for causal rows, or ``[B, T, T]`` bool (True: may attend) for rows
-        that pack several sequences (GRPO's shared prompts)."""
+                temperature: float = 1.0, return_entropy: bool = False, segment_ids: torch.Tensor | None = None):
+        """``segment_ids``: None for causal rows, or ``[B, T]`` for rows that pack a prompt with several
+        completions (GRPO's shared prompts; layout in ``rollout_batch``)."""
         hidden = self.lm.model(input_ids=input_ids, position_ids=position_ids, use_cache=False,
-                               attention_mask=self._attention_mask(attention_mask)).last_hidden_state
+                               attention_mask=self._attention_mask(segment_ids)).last_hidden_state
         head = self.lm.get_output_embeddings()
         logprobs, entropy = fused_linear_logprob(
             hidden.reshape(-1, hidden.shape[-1]), head.weight, targets.reshape(-1),
@@ -56,17 +56,30 @@ class CausalLMLogProb(nn.Module):
         # in-place ops a caller might apply.
         return logprobs, entropy
 
+    def use_shared_prompt_attention(self) -> None:
+        """Packed rows through :mod:`shared_prompt_attention` (only the pairs that count) instead of
+        SDPA over a dense mask; ordinary rows still go to SDPA. Eager attention keeps its dense mask."""
+        from imagine.train import shared_prompt_attention
 
-    def _attention_mask(self, allowed: torch.Tensor | None) -> torch.Tensor | None:
+        if self.lm.config._attn_implementation == "sdpa":
+            shared_prompt_attention.register()
+            self.lm.config._attn_implementation = shared_prompt_attention.NAME
+
+    def _attention_mask(self, segment_ids: torch.Tensor | None) -> torch.Tensor | None:
         """transformers takes a 4-D mask as given: SDPA reads a bool one, eager attention adds it."""
-        if allowed is None:
+        from imagine.train import shared_prompt_attention as spa
+
+        if segment_ids is None:
             return None
         impl = self.lm.config._attn_implementation
+        if impl == spa.NAME:
+            return spa.layout_mask(segment_ids)
+        allowed = spa.dense_mask(segment_ids)[:, None]
         if impl == "sdpa":
-            return allowed[:, None]
+            return allowed
         if impl == "eager":
-            return torch.zeros(allowed[:, None].shape, device=allowed.device).masked_fill(
-                ~allowed[:, None], torch.finfo(torch.float32).min)
+            return torch.zeros(allowed.shape, device=allowed.device).masked_fill(~allowed,
+                                                                                 torch.finfo(torch.float32).min)
         raise ValueError(f"packed rows need SDPA or eager attention, not {impl} (model.attn_implementation)")
 
 

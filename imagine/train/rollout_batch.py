@@ -11,8 +11,9 @@ so every per-token tensor of a micro-batch lines up with the model's ``[rows, to
 
 With ``train.share_prompts`` a row holds one prompt and several of its completions, so the prompt
 is run forward and backward once instead of once per completion (a group's G rows repeat it G
-times). Each completion attends to the prompt and to itself, never to its siblings, and its
-positions continue from the prompt's, so every log-prob is the one its own row would give::
+times). Each completion attends to the prompt and to itself, never to its siblings (the model reads
+``segment_ids``; see ``shared_prompt_attention``), and its positions continue from the prompt's, so
+every log-prob is the one its own row would give::
 
     input_ids  p0 p1 | p2 a0 a1 | p2 b0 b1 b2      (the prompt's last token starts every segment,
     positions   0  1 |  2  3  4 |  2  3  4  5       since it predicts each completion's first token)
@@ -45,9 +46,10 @@ class PolicyBatch:
     rows: list[int]  # index of each row in this rank's rollout list (empty for a filler batch)
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
-    # shared prompts only: which packed position may attend to which ([B, T, T] bool, None = causal),
-    # and where each completion token's target sits in the packed rows ([rows, tokens] each)
-    attention_mask: torch.Tensor | None = None
+    # shared prompts only: each packed position's segment ([B, T] long: 0 the prompt, k > 0 completion k,
+    # -1 padding; None = plain causal rows), and where each completion token's target sits in the
+    # packed rows ([rows, tokens] each)
+    segment_ids: torch.Tensor | None = None
     packed_row: torch.Tensor | None = None
     packed_col: torch.Tensor | None = None
 
@@ -168,11 +170,6 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
             order.append(i)
             col += span
         positions[b, col:] = torch.arange(head, head + width - col)  # padding: any positions will do
-    # causal, and a completion sees the prompt and itself; padding sees only itself, so no row is empty
-    causal = torch.ones((width, width), dtype=torch.bool).tril()
-    same = segment[:, :, None] == segment[:, None, :]
-    sees_prompt = (segment[:, None, :] == 0) & (segment[:, :, None] > 0)
-    attention = causal & (same & (segment[:, :, None] != -1) | sees_prompt | torch.eye(width, dtype=torch.bool))
     mask = torch.zeros((len(order), seq_width))
     adv = torch.zeros((len(order), seq_width))
     sampling = torch.zeros((len(order), seq_width))
@@ -184,5 +181,5 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
         adv[row, :k] = float(advantages[i])
         if loss_rows[i]:
             mask[row, :k] = 1.0
-    return PolicyBatch(ids, positions, targets, mask, adv, sampling, order, attention_mask=attention,
+    return PolicyBatch(ids, positions, targets, mask, adv, sampling, order, segment_ids=segment,
                        packed_row=packed_row, packed_col=packed_col)

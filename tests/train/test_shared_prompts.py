@@ -12,6 +12,7 @@ from imagine.rollout import Rollout
 from imagine.train.data import IGNORE_INDEX
 from imagine.train.model import CausalLMLogProb
 from imagine.train.rollout_batch import micro_batches, policy_batch, shared_prompt_batch
+from imagine.train.shared_prompt_attention import dense_mask
 
 VOCAB = 61
 PAD = 0
@@ -39,12 +40,22 @@ IN_LOSS = [True, True, False, True, True, True]  # row 2 filtered: log-probs kep
 
 
 def per_completion(model, mb) -> list[torch.Tensor]:
-    logp, _ = model(mb.input_ids, mb.position_ids, mb.targets, attention_mask=mb.attention_mask)
+    logp, _ = model(mb.input_ids, mb.position_ids, mb.targets, segment_ids=mb.segment_ids)
     grid, completion = mb.per_sequence(logp), mb.completion
     return [grid[b][completion[b]] for b in range(len(mb.rows))]
 
 
-@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def policy(attn: str) -> CausalLMLogProb:
+    model = CausalLMLogProb(build_tiny_model(TinyModelSpec(), vocab_size=VOCAB, seed=5,
+                                             attn_implementation="sdpa" if attn == "segmented" else attn))
+    if attn == "segmented":
+        model.use_shared_prompt_attention()
+    return model
+
+
+# segmented: the trainer's default with SDPA (prompt and completions attended apart, no [T, T] mask);
+# sdpa and eager: a dense mask
+@pytest.mark.parametrize("attn", ["segmented", "sdpa", "eager"])
 def test_shared_prompt_log_probs_and_gradients_equal_one_row_per_completion(attn):
     rs, rows = rollouts(), list(range(6))
     plain_mb = policy_batch(rs, rows, ADVANTAGES, IN_LOSS, PAD)
@@ -54,7 +65,7 @@ def test_shared_prompt_log_probs_and_gradients_equal_one_row_per_completion(attn
 
     results = {}
     for name, mb in (("plain", plain_mb), ("shared", shared_mb)):
-        model = CausalLMLogProb(build_tiny_model(TinyModelSpec(), vocab_size=VOCAB, seed=5, attn_implementation=attn))
+        model = policy(attn)
         logps = dict(zip(mb.rows, per_completion(model, mb)))
         weights = torch.linspace(0.5, 2.0, 6)  # a different weight per completion: gradients tell rows apart
         sum(weights[i] * logps[i].sum() for i in rows).backward()
@@ -81,7 +92,7 @@ def test_shared_prompt_per_token_tensors_sit_on_one_row_per_completion():
         assert mb.targets[mb.packed_row[row, :n], mb.packed_col[row, :n]].tolist() == rs[i].completion_ids
     assert mb.targets[mb.packed_row, mb.packed_col][~mb.completion].eq(IGNORE_INDEX).all()
     # a completion never sees a sibling: no packed position attends across completions of one prompt
-    allowed = mb.attention_mask
+    allowed = dense_mask(mb.segment_ids)
     for row in range(len(mb.rows)):
         n = len(rs[mb.rows[row]].completion_ids)
         for other in range(len(mb.rows)):
