@@ -28,6 +28,8 @@ Opt-in (outside the 10 minutes; `GPU_CHECK_ARGS="--checks grpo_fast"`):
              decoder layers compiled (`train.compile=true`), vLLM's CUDA graphs
              (`rollout.enforce_eager=false`) and vLLM asleep during every update
              (`rollout.sleep_between_steps=true`), whose wake order must keep the captured graphs valid.
+  grpo_shared  the tiny GRPO run in bf16 with `train.share_prompts=true` over SDPA: the split
+             prompt/completion attention on CUDA (CI checks its log-probs and gradients on CPU).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULT_MARK = "GPU_CHECK_RESULT "
 
 # Seconds per check; together at most 10 minutes on one GPU.
-CHECK_LIMITS = {"logprob": 150, "sft": 200, "vllm": 170, "grpo": 80, "grpo_fast": 240}
+CHECK_LIMITS = {"logprob": 150, "sft": 200, "vllm": 170, "grpo": 80, "grpo_fast": 240, "grpo_shared": 80}
 DEFAULT_CHECKS = ["logprob", "sft", "vllm", "grpo"]
 
 # Log-prob bars (see the module docstring).
@@ -77,6 +79,8 @@ GRPO_COMMAND = ["train.py", "grpo", "--config", "configs/grpo/tiny_cpu.yaml", "t
                 "train.max_steps=3"]
 GRPO_FAST_COMMAND = [*GRPO_COMMAND, "train.precision=bf16", "train.compile=true", "rollout.enforce_eager=false",
                      "rollout.sleep_between_steps=true"]
+GRPO_SHARED_COMMAND = [*GRPO_COMMAND, "train.precision=bf16", "train.share_prompts=true",
+                       "model.attn_implementation=sdpa"]
 
 
 def _result(ok: bool, rows: list[list[str]], detail: str = "") -> dict:
@@ -325,8 +329,12 @@ def check_grpo_fast(work: Path) -> dict:
     return _train_run("grpo tiny on cuda: bf16, compiled, CUDA graphs, sleep", GRPO_FAST_COMMAND)
 
 
+def check_grpo_shared(work: Path) -> dict:
+    return _train_run("grpo tiny on cuda: bf16, shared prompts", GRPO_SHARED_COMMAND)
+
+
 CHECKS = {"logprob": check_logprob, "sft": check_sft, "vllm": check_vllm, "grpo": check_grpo,
-          "grpo_fast": check_grpo_fast}
+          "grpo_fast": check_grpo_fast, "grpo_shared": check_grpo_shared}
 
 
 # ---------------------------------------------------------------- driver
