@@ -52,6 +52,7 @@ class PolicyBatch:
     segment_ids: torch.Tensor | None = None
     packed_row: torch.Tensor | None = None
     packed_col: torch.Tensor | None = None
+    packed_completion: torch.Tensor | None = None  # [rows, tokens] bool: the grid entries that are tokens
 
     def to(self, device) -> PolicyBatch:
         moved = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -65,14 +66,15 @@ class PolicyBatch:
         packed = packed.view(self.input_ids.shape)
         if self.packed_row is None:
             return packed
-        return packed[self.packed_row, self.packed_col]
+        # entries past a completion's end point at some packed position; zero them, as unpacked rows are
+        return torch.where(self.packed_completion, packed[self.packed_row, self.packed_col], 0.0)
 
     @property
     def completion(self) -> torch.Tensor:
         """Where the grid holds a completion token (filtered rows included, unlike ``mask``)."""
         if self.packed_row is None:
             return self.targets != IGNORE_INDEX
-        return self.targets[self.packed_row, self.packed_col] != IGNORE_INDEX
+        return self.packed_completion
 
     @property
     def num_tokens(self) -> int:
@@ -149,7 +151,8 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
     segment = torch.full((n, width), -1, dtype=torch.long)  # 0: the prompt; k > 0: completion k; -1: padding
     seq_width = max(max(len(rollouts[i].completion_ids) for i in rows), 1)
     packed_row = torch.zeros((len(rows), seq_width), dtype=torch.long)
-    packed_col = torch.zeros((len(rows), seq_width), dtype=torch.long)  # (0, 0) is a prompt position: no target
+    packed_col = torch.zeros((len(rows), seq_width), dtype=torch.long)
+    packed_completion = torch.zeros((len(rows), seq_width), dtype=torch.bool)
     order = []
     for b, (prompt, members) in enumerate(packed.items()):
         head = len(prompt) - 1
@@ -167,6 +170,7 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
                 targets[b, col:col + len(completion)] = torch.tensor(completion, dtype=torch.long)
                 packed_row[len(order), :len(completion)] = b
                 packed_col[len(order), :len(completion)] = torch.arange(col, col + len(completion))
+                packed_completion[len(order), :len(completion)] = True
             order.append(i)
             col += span
         positions[b, col:] = torch.arange(head, head + width - col)  # padding: any positions will do
@@ -182,4 +186,4 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
         if loss_rows[i]:
             mask[row, :k] = 1.0
     return PolicyBatch(ids, positions, targets, mask, adv, sampling, order, segment_ids=segment,
-                       packed_row=packed_row, packed_col=packed_col)
+                       packed_row=packed_row, packed_col=packed_col, packed_completion=packed_completion)

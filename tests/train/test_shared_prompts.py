@@ -9,7 +9,6 @@ import torch
 
 from imagine.models.tiny import TinyModelSpec, build_tiny_model
 from imagine.rollout import Rollout
-from imagine.train.data import IGNORE_INDEX
 from imagine.train.model import CausalLMLogProb
 from imagine.train.rollout_batch import micro_batches, policy_batch, shared_prompt_batch
 from imagine.train.shared_prompt_attention import dense_mask
@@ -24,19 +23,20 @@ def rollouts() -> list[Rollout]:
     def ids(n):
         return torch.randint(1, VOCAB, (n,), generator=g).tolist()
 
-    long_prompt, short_prompt = ids(7), ids(2)
+    # a one-token prompt too: its packed row has no prompt part, every position belongs to a completion
+    long_prompt, short_prompt, one_token = ids(7), ids(2), ids(1)
     spec = [(long_prompt, 5), (short_prompt, 3), (long_prompt, 1), (long_prompt, 0), (short_prompt, 6),
-            (long_prompt, 4)]
+            (long_prompt, 4), (one_token, 3), (one_token, 1)]
     out = []
     for k, (prompt, n) in enumerate(spec):
         completion = ids(n)
-        out.append(Rollout(0 if prompt is long_prompt else 1, prompt, completion,
+        out.append(Rollout([long_prompt, short_prompt, one_token].index(prompt), prompt, completion,
                            [-0.1 * (k + 1) - 0.01 * j for j in range(n)], "", "stop"))
     return out
 
 
-ADVANTAGES = [0.5, -1.0, 1.5, 0.25, -0.75, 2.0]
-IN_LOSS = [True, True, False, True, True, True]  # row 2 filtered: log-probs kept, no loss
+ADVANTAGES = [0.5, -1.0, 1.5, 0.25, -0.75, 2.0, -0.5, 1.0]
+IN_LOSS = [True, True, False, True, True, True, True, True]  # row 2 filtered: log-probs kept, no loss
 
 
 def per_completion(model, mb) -> list[torch.Tensor]:
@@ -57,17 +57,17 @@ def policy(attn: str) -> CausalLMLogProb:
 # sdpa and eager: a dense mask
 @pytest.mark.parametrize("attn", ["segmented", "sdpa", "eager"])
 def test_shared_prompt_log_probs_and_gradients_equal_one_row_per_completion(attn):
-    rs, rows = rollouts(), list(range(6))
+    rs, rows = rollouts(), [6, 7, 0, 1, 2, 3, 4, 5]  # the one-token prompt's row packed first
     plain_mb = policy_batch(rs, rows, ADVANTAGES, IN_LOSS, PAD)
     shared_mb = shared_prompt_batch(rs, rows, ADVANTAGES, IN_LOSS, PAD)
-    assert shared_mb.input_ids.shape[0] == 2  # one packed row per prompt
+    assert shared_mb.input_ids.shape[0] == 3  # one packed row per prompt
     assert shared_mb.input_ids.numel() < plain_mb.input_ids.numel()
 
     results = {}
     for name, mb in (("plain", plain_mb), ("shared", shared_mb)):
         model = policy(attn)
         logps = dict(zip(mb.rows, per_completion(model, mb)))
-        weights = torch.linspace(0.5, 2.0, 6)  # a different weight per completion: gradients tell rows apart
+        weights = torch.linspace(0.5, 2.0, 8)  # a different weight per completion: gradients tell rows apart
         sum(weights[i] * logps[i].sum() for i in rows).backward()
         results[name] = logps, {n: p.grad.clone() for n, p in model.named_parameters()}
 
@@ -81,7 +81,7 @@ def test_shared_prompt_log_probs_and_gradients_equal_one_row_per_completion(attn
 
 def test_shared_prompt_per_token_tensors_sit_on_one_row_per_completion():
     rs = rollouts()
-    mb = shared_prompt_batch(rs, [0, 1, 2, 3, 4, 5], ADVANTAGES, IN_LOSS, PAD)
+    mb = shared_prompt_batch(rs, [6, 7, 0, 1, 2, 3, 4, 5], ADVANTAGES, IN_LOSS, PAD)
     for row, i in enumerate(mb.rows):
         n = len(rs[i].completion_ids)
         assert mb.completion[row].sum() == n and bool(mb.completion[row, :n].all())
@@ -90,7 +90,9 @@ def test_shared_prompt_per_token_tensors_sit_on_one_row_per_completion():
         torch.testing.assert_close(mb.sampling_logp[row, :n], torch.tensor(rs[i].logprobs))
         # the packed targets the grid points at are this completion's tokens, in order
         assert mb.targets[mb.packed_row[row, :n], mb.packed_col[row, :n]].tolist() == rs[i].completion_ids
-    assert mb.targets[mb.packed_row, mb.packed_col][~mb.completion].eq(IGNORE_INDEX).all()
+    # grid entries past a completion's end read as zero, as in the unpacked layout
+    assert mb.per_sequence(torch.ones(mb.input_ids.shape))[~mb.completion].eq(0).all()
+    assert int(mb.completion.sum()) == sum(len(r.completion_ids) for r in rs)
     # a completion never sees a sibling: no packed position attends across completions of one prompt
     allowed = dense_mask(mb.segment_ids)
     for row in range(len(mb.rows)):
