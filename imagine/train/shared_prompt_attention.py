@@ -54,18 +54,27 @@ def shared_prompt_attention(module, query, key, value, attention_mask, scaling=N
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
                                       **kwargs)
+    unsupported = [k for k in ("sliding_window", "s_aux", "softcap") if kwargs.get(k) is not None]
+    if dropout or unsupported:
+        raise ValueError(f"train.share_prompts: the packed attention has no {unsupported or 'dropout'}; "
+                         "this model needs train.share_prompts=false")
+    return _split_attention(query, key, value, attention_mask, scaling), None
+
+
+@torch.compiler.disable  # host-side planning: under train.compile it would recompile for every layout
+def _split_attention(query, key, value, attention_mask, scaling) -> torch.Tensor:
     repeat = query.shape[1] // key.shape[1]
-    if repeat > 1:  # grouped-query attention: one key/value head serves `repeat` query heads
+    if repeat > 1:  # grouped-query attention: one key/value head serves `repeat` query heads (repeat_kv's order)
         key, value = key.repeat_interleave(repeat, dim=1), value.repeat_interleave(repeat, dim=1)
     rows = [_row(query[b], key[b], value[b], plan, scaling) for b, plan in enumerate(_plans(attention_mask))]
-    return torch.stack(rows).transpose(1, 2).contiguous(), None
+    return torch.stack(rows).transpose(1, 2).contiguous()
 
 
 @dataclass
 class _RowPlan:
     prompt: int  # the prompt's length in this row
     index: torch.Tensor | None  # [S, L]: each completion's positions, padded by repeating its last one
-    keep: torch.Tensor | None  # [S * L] bool: the entries of `index` that are real positions
+    keep: torch.Tensor | None  # [K] long: which entries of the flattened `index` are real positions
     allowed: torch.Tensor | None  # [L, prompt + L]: query j sees the prompt and its own positions 0..j
     positions: torch.Tensor  # where the row's outputs go: the prompt's, then the kept completion positions
 
@@ -76,8 +85,9 @@ _last: tuple[torch.Tensor, list[_RowPlan]] | None = None  # every layer of a for
 def _plans(mask: torch.Tensor) -> list[_RowPlan]:
     """Each row's plan, from one host read of the segment ids per forward (not one per layer)."""
     global _last
-    if _last is not None and _last[0] is mask:
-        return _last[1]
+    last = _last  # one read: another thread may replace it
+    if last is not None and last[0] is mask:
+        return last[1]
     plans = [_plan(ids, mask.device) for ids in mask[:, 0, 0].tolist()]
     _last = (mask, plans)
     return plans
@@ -96,7 +106,8 @@ def _plan(ids: list[int], device) -> _RowPlan:
         return _RowPlan(prompt, None, None, None, prompt_positions)
     longest = max(n for _, n in spans)
     index = torch.tensor([[start + min(j, n - 1) for j in range(longest)] for start, n in spans], device=device)
-    keep = torch.tensor([j < n for _, n in spans for j in range(longest)], device=device)
+    # integer indices, built on the host: a bool mask index would make the GPU sync in every layer
+    keep = torch.tensor([s * longest + j for s, (_, n) in enumerate(spans) for j in range(n)], device=device)
     allowed = torch.ones((longest, prompt + longest), dtype=torch.bool, device=device)
     allowed[:, prompt:] = torch.ones((longest, longest), dtype=torch.bool, device=device).tril()
     return _RowPlan(prompt, index, keep, allowed, torch.cat([prompt_positions, index.reshape(-1)[keep]]))

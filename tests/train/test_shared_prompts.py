@@ -112,3 +112,16 @@ def test_shared_micro_batches_cover_every_completion_once_within_the_size():
     assert all(len(mb.rows) <= 4 for mb in mbs)
     # grouped by prompt: the four long-prompt completions fill the first micro-batch, one packed row
     assert mbs[0].input_ids.shape[0] == 1 and sorted(mbs[0].rows) == [0, 2, 3, 5]
+
+
+def test_packed_attention_refuses_what_it_does_not_implement():
+    """A sliding window or attention sinks would be silently ignored: refuse them instead."""
+    from imagine.train.shared_prompt_attention import layout_mask, shared_prompt_attention
+
+    q, k = torch.randn(1, 2, 4, 8), torch.randn(1, 2, 4, 8)
+    layout = layout_mask(torch.tensor([[0, 0, 1, 1]]))
+    out, _ = shared_prompt_attention(None, q, k, k, layout, scaling=0.5, sliding_window=None)
+    assert out.shape == (1, 4, 2, 8)
+    for extra in ({"sliding_window": 2}, {"dropout": 0.1}):
+        with pytest.raises(ValueError, match="share_prompts"):
+            shared_prompt_attention(None, q, k, k, layout, scaling=0.5, **extra)
