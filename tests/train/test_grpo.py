@@ -79,12 +79,13 @@ def test_killed_and_resumed_run_reproduces_the_uninterrupted_one(tmp_path, model
 
 def test_shared_prompts_train_like_one_row_per_completion(tmp_path, model_dir):
     """``train.share_prompts`` packs each prompt once with its completions: only the update's
-    arithmetic order changes, so the same seeds sample the same rollouts and the losses agree."""
+    arithmetic order changes, so the same seeds sample the same rollouts and the losses agree.
+    Two ranks, so the packed attention also runs under FSDP2 with filler micro-batches."""
     common = ["rollout.engine=torch", "train.max_steps=3", "checkpoint.every=0", "checkpoint.export_hf=false",
               "train.mini_batches=2", "loss.kl_coef=0.05", "loss.name=gspo", "train.micro_batch_size=5"]
     runs = {}
     for share in ("false", "true"):
-        run(letters_args(tmp_path / share, model_dir, *common, f"train.share_prompts={share}"))
+        run(letters_args(tmp_path / share, model_dir, *common, f"train.share_prompts={share}"), nproc=2)
         runs[share] = metrics(tmp_path / share)
     for step in (1, 2, 3):
         plain, shared = runs["false"][step], runs["true"][step]
