@@ -73,8 +73,8 @@ def _train(cfg: GRPOConfig, info: D.DistInfo) -> dict:
     sampler = ResumableSampler(len(prompts), tc.seed, True)
     pad_id = pad_token_id(tokenizer)
     policy = S.build_policy(cfg.model.path, tokenizer, info, tc, attn_implementation=cfg.model.attn_implementation)
-    attn = policy.lm.config._attn_implementation
-    if tc.share_prompts and attn not in ("sdpa", "eager"):  # "auto" may have picked flash-attn
+    if tc.share_prompts and (attn := policy.lm.config._attn_implementation) not in ("sdpa", "eager"):
+        # config validation refused flash-attn when named; "auto" may still have picked it
         raise ConfigError(f"train.share_prompts=true needs sdpa or eager attention, and model.attn_implementation="
                           f"{cfg.model.attn_implementation} resolved to {attn}: set it to sdpa")
     t = S.make_trainable(policy, tc, info)

@@ -153,6 +153,9 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
     packed_row = torch.zeros((len(rows), seq_width), dtype=torch.long)
     packed_col = torch.zeros((len(rows), seq_width), dtype=torch.long)
     packed_completion = torch.zeros((len(rows), seq_width), dtype=torch.bool)
+    mask = torch.zeros((len(rows), seq_width))
+    adv = torch.zeros((len(rows), seq_width))
+    sampling = torch.zeros((len(rows), seq_width))
     order = []
     for b, (prompt, members) in enumerate(packed.items()):
         head = len(prompt) - 1
@@ -167,23 +170,17 @@ def shared_prompt_batch(rollouts: Sequence[Rollout], rows: Sequence[int], advant
             positions[b, col:col + span] = torch.arange(head, head + span)
             segment[b, col:col + span] = k
             if completion:
-                targets[b, col:col + len(completion)] = torch.tensor(completion, dtype=torch.long)
-                packed_row[len(order), :len(completion)] = b
-                packed_col[len(order), :len(completion)] = torch.arange(col, col + len(completion))
-                packed_completion[len(order), :len(completion)] = True
+                row, n_tokens = len(order), len(completion)
+                targets[b, col:col + n_tokens] = torch.tensor(completion, dtype=torch.long)
+                packed_row[row, :n_tokens] = b
+                packed_col[row, :n_tokens] = torch.arange(col, col + n_tokens)
+                packed_completion[row, :n_tokens] = True
+                sampling[row, :n_tokens] = torch.tensor(rollouts[i].logprobs[:n_tokens], dtype=torch.float32)
+                adv[row, :n_tokens] = float(advantages[i])
+                if loss_rows[i]:
+                    mask[row, :n_tokens] = 1.0
             order.append(i)
             col += span
         positions[b, col:] = torch.arange(head, head + width - col)  # padding: any positions will do
-    mask = torch.zeros((len(order), seq_width))
-    adv = torch.zeros((len(order), seq_width))
-    sampling = torch.zeros((len(order), seq_width))
-    for row, i in enumerate(order):
-        k = len(rollouts[i].completion_ids)
-        if k == 0:
-            continue
-        sampling[row, :k] = torch.tensor(rollouts[i].logprobs[:k], dtype=torch.float32)
-        adv[row, :k] = float(advantages[i])
-        if loss_rows[i]:
-            mask[row, :k] = 1.0
     return PolicyBatch(ids, positions, targets, mask, adv, sampling, order, segment_ids=segment,
                        packed_row=packed_row, packed_col=packed_col, packed_completion=packed_completion)
