@@ -48,7 +48,8 @@ bench-sft: $(STAMP)
 	$(BIN)/pip install -q "trl==1.16.0"
 	$(BIN)/python -m imagine.bench.sft_bench --out bench/results
 
-# TRL is the GRPO benchmark's baseline too, installed only here.
+# TRL is the GRPO benchmark's baseline too, installed only here. Its TravelPlanner section reads make demo's
+# outputs (runs/demo; --demo-dir) and says "not run" without them; ~15 min, the letters section ~27.
 bench-grpo: $(STAMP)
 	$(BIN)/pip install -q "trl==1.16.0"
 	$(BIN)/python -m imagine.bench.grpo_bench --out bench/results

@@ -1,11 +1,21 @@
 """``train.py grpo`` vs TRL's ``GRPOTrainer``: seconds per step and peak memory, same setup, CPU.
 
-Shared by every run (built once): a randomly initialised Qwen3-architecture model with a byte-level
-BPE trained on the prompts, saved to disk; the letters toy task (reward = share of one letter), 8
-prompts x G=8 completions of at most 256 tokens per step, one optimizer update per step, no KL,
-AdamW at the same learning rate, one process.
+Two workloads, each a side-by-side comparison of its own (``--workloads``):
 
-Runs, each in its own process, one after the other:
+- ``travelplanner``: the demo's GRPO stage (``configs/grpo/demo.yaml``, one process) from the demo's
+  SFT checkpoint, on its queries and world: the job this project exists for. Prompts of 277-474
+  tokens (360 on average), G=8 completions of about 200 sharing each, the paper's reward. It needs
+  ``make demo``'s outputs (``--demo-dir``); without them the section says so and the other still runs.
+- ``letters``: a randomly initialised Qwen3-architecture model with a byte-level BPE trained on the
+  prompts; the letters toy task (reward = share of one letter), 8 prompts x G=8 completions of at
+  most 256 tokens. Its 22-token prompts leave nothing for prompt sharing or prefix caching, so it
+  measures per-token overhead: the hardest case for both targets.
+
+Both trainers read one config (the workload's YAML plus overrides): TRL's child builds the same task
+through the trainer's task seam and takes G, prompts per step, temperature, response cap, learning
+rate and KL from it, so the two sides cannot drift apart. One optimizer update per step, one process.
+
+Letters rows, each in its own process, one after the other:
 
 - ``imagine-vllm``: ``train.py grpo`` with the in-process vLLM engine (weights synced in place);
 - ``imagine-vllm-compiled``: the same with both sides compiled: vLLM's model
@@ -26,6 +36,10 @@ Runs, each in its own process, one after the other:
   algorithm (every batch one update old, corrected by truncated IS), so these rows are not the
   on-policy comparison; TRL runs on-policy.
 
+TravelPlanner rows: ``imagine-vllm`` (the demo's config as it is: shared prompts, SDPA),
+``imagine-vllm-compiled`` (vLLM's model compiled), ``imagine-torch`` and ``trl``, all fp32 as the
+demo trains.
+
 Seconds per step is the median over the steps after the first ``WARMUP`` (start-up, vLLM's compile
 and the trainer's compiles for new shape ranges excluded; their seconds are reported beside it);
 peak memory is the process's peak resident set (VmHWM). Sampling tokens/s, sync time and the
@@ -39,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -46,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -65,10 +80,16 @@ MICRO_BATCH = 8
 # Steps left out of the median: torch.compile of the update recompiles while new micro-batch shapes
 # cross inductor's size thresholds, in the first two steps here.
 WARMUP = 3
+# The demo's KV need: 64 sequences x 1,024 tokens x 4.6 KiB (3 layers x K and V x 6 heads x 32 x fp32).
+DEMO_KV_CACHE_GIB = 0.3
 
 
-def build_model(work: Path) -> Path:
-    """The shared checkpoint: tokenizer trained on the letters prompts, random weights."""
+class Skipped(Exception):
+    """A workload whose inputs are missing: its section says why instead of showing numbers."""
+
+
+def build_letters_model(work: Path) -> Path:
+    """The letters checkpoint: tokenizer trained on the letters prompts, random weights."""
     from imagine.models.tiny import TinyModelSpec, build_tiny_model
     from imagine.models.tokenizer import train_tokenizer
     from imagine.tasks.letters import LettersOptions, LettersTask
@@ -84,16 +105,110 @@ def build_model(work: Path) -> Path:
     return out
 
 
-def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, name: str) -> dict:
+def letters_setup(work: Path, demo_dir: Path) -> tuple[str, ...]:
+    model = build_letters_model(work)
+    return (f"model.path={model}", "task.name=letters", f"task.options={{prompts: {PROMPTS}}}",
+            f"rollout.group_size={G}", f"rollout.prompts_per_step={PROMPTS}", f"rollout.max_tokens={MAX_TOKENS}",
+            "rollout.max_model_len=1024",
+            # KV for every sequence of a step at full length (64 x 1,024 tokens x 2 KiB), not the CPU default 1 GiB
+            f"rollout.kv_cache_gib={KV_CACHE_GIB}", f"train.lr={LR}", f"train.micro_batch_size={MICRO_BATCH}")
+
+
+def demo_grpo_start(demo_dir: Path) -> Path:
+    """The checkpoint the demo's GRPO stage starts from (``scale.grpo_from_step`` of the full demo)."""
+    from imagine.demo.scale import DemoScale
+
+    return demo_dir / "sft" / f"hf_step{DemoScale().grpo_from_step}"
+
+
+def travelplanner_setup(work: Path, demo_dir: Path) -> tuple[str, ...]:
+    model, queries, world = demo_grpo_start(demo_dir), demo_dir / "queries.jsonl", demo_dir / "world"
+    missing = [str(p) for p in (model, queries, world) if not p.exists()]
+    if missing:
+        raise Skipped(f"needs `make demo`'s outputs; missing {', '.join(missing)}")
+    return (f"model.path={model}", f"task.options.queries={queries}", f"task.options.db={world}",
+            f"rollout.kv_cache_gib={DEMO_KV_CACHE_GIB}")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of the table: whose trainer runs it, in which precision, and with what settings."""
+    trainer: Literal["imagine", "trl"]
+    precision: Literal["fp32", "bf16"] = "fp32"
+    engine: str = ""  # imagine's rollout.engine
+    overrides: tuple[str, ...] = ()  # more of imagine's config keys
+    attn: str = "sdpa"  # TRL's attention implementation
+    off_policy: bool = False  # imagine samples the next step during this one's update (rollout.async_steps=1)
+
+    def imagine_args(self) -> tuple[str, ...]:
+        return (*self.overrides, f"rollout.engine={self.engine}",
+                *(["train.precision=bf16"] if self.precision == "bf16" else []),
+                *(["rollout.async_steps=1"] if self.off_policy else []))
+
+
+# The compiled rows compile vLLM's model at start-up and the update's layers in its first steps
+# (inductor's C++ on CPU): the warm-up column, outside the median.
+COMPILED = ("rollout.enforce_eager=false", "train.compile=true", "model.attn_implementation=eager")
+LETTERS_RUNS = {
+    "imagine-vllm": Run("imagine", engine="vllm"),
+    "imagine-vllm-compiled": Run("imagine", engine="vllm", overrides=COMPILED),
+    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={PROMPTS * G}",)),
+    "trl": Run("trl"),
+    "imagine-vllm-compiled-bf16": Run("imagine", "bf16", engine="vllm", overrides=COMPILED),
+    "trl-bf16": Run("trl", "bf16"),
+    "trl-bf16-eager": Run("trl", "bf16", attn="eager"),
+    "imagine-vllm-async": Run("imagine", engine="vllm", off_policy=True),
+    "imagine-vllm-compiled-bf16-async": Run("imagine", "bf16", engine="vllm", overrides=COMPILED, off_policy=True),
+}
+TRAVELPLANNER_RUNS = {
+    "imagine-vllm": Run("imagine", engine="vllm"),
+    # Only vLLM's model compiles: shared prompts need SDPA's split attention, which compiling the
+    # update's layers leaves eager anyway.
+    "imagine-vllm-compiled": Run("imagine", engine="vllm", overrides=("rollout.enforce_eager=false",)),
+    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={PROMPTS * G}",)),
+    "trl": Run("trl"),
+}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One GRPO setup that both trainers run, read from one config file plus overrides."""
+    title: str
+    config: str  # relative to the repository root
+    setup: object  # (work dir, demo dir) -> overrides naming the model and data; raises Skipped
+    runs: dict[str, Run] = field(default_factory=dict)
+    about: str = ""  # what the section's reader needs to know about its settings
+
+
+WORKLOADS = {
+    "travelplanner": Workload(
+        "TravelPlanner: the demo's GRPO stage", "configs/grpo/demo.yaml", travelplanner_setup, TRAVELPLANNER_RUNS,
+        "Model: the demo's SFT student at the step its GRPO stage starts from (Qwen3 architecture, 3 layers x 192, "
+        "a 4,096-token BPE), on the demo's training queries and world, with `configs/grpo/demo.yaml` as the demo runs "
+        "it but on one process: 8 queries (prompts of 277-474 tokens, 360 on average) x G=8 a step, T=0.7, "
+        "at most 320 new tokens, overlong completions filtered (TRL: `mask_truncated_completions`), the "
+        "paper's reward, lr 5e-5, no KL. imagine packs each "
+        "prompt once per micro-batch (`train.share_prompts`) and vLLM caches it across its G samples; TRL and "
+        "TorchEngine process it once per completion. imagine's KV cache is sized to the step "
+        f"(`rollout.kv_cache_gib={DEMO_KV_CACHE_GIB}`)."),
+    "letters": Workload(
+        "Letters: short prompts, random weights", "configs/grpo/tiny_cpu.yaml", letters_setup, LETTERS_RUNS,
+        f"Model: Qwen3 architecture {MODEL['num_hidden_layers']} layers x {MODEL['hidden_size']}, random init; "
+        f"letters task, {PROMPTS} prompts x G={G}, at most {MAX_TOKENS} new tokens, no KL. imagine's KV cache is "
+        f"sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes {MICRO_BATCH} rows per "
+        "forward. In the `-async` rows the rollout runs in a background thread during the previous update and "
+        "*waited* is how long the step then waited for it. imagine's compiled rows compile vLLM's model "
+        "(`rollout.enforce_eager=false`) and the update's decoder layers (`train.compile=true`), with eager "
+        "attention (`model.attn_implementation=eager`); `trl-bf16-eager` is TRL with the same attention."),
+}
+# Settings of every run of every workload: the comparison is of step time, not of checkpoints or logs.
+COMMON = ("checkpoint.every=0", "checkpoint.export_hf=false", "log.entropy=false", "log.wandb_mode=disabled")
+
+
+def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *extra: str, name: str) -> dict:
     out = work / name
-    cmd = [sys.executable, str(ROOT / "train.py"), "grpo", "--config", str(ROOT / "configs/grpo/tiny_cpu.yaml"),
-           f"out_dir={out}", f"model.path={model}", "task.name=letters", f"task.options={{prompts: {PROMPTS}}}",
-           f"rollout.engine={engine}", f"rollout.group_size={G}", f"rollout.prompts_per_step={PROMPTS}",
-           f"rollout.max_tokens={MAX_TOKENS}", "rollout.max_model_len=1024", f"train.max_steps={steps}",
-           # KV for every sequence of a step at full length (64 x 1,024 tokens x 2 KiB), not the CPU default 1 GiB
-           f"rollout.kv_cache_gib={KV_CACHE_GIB}",
-           f"train.lr={LR}", f"train.micro_batch_size={MICRO_BATCH}", "checkpoint.every=0", "checkpoint.export_hf=false",
-           "log.entropy=false", "log.wandb_mode=disabled", *extra]
+    cmd = [sys.executable, str(ROOT / "train.py"), "grpo", "--config", str(ROOT / config), f"out_dir={out}",
+           *shared, *COMMON, f"train.max_steps={steps}", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
@@ -108,23 +223,30 @@ def run_imagine(model: Path, work: Path, engine: str, steps: int, *extra: str, n
             "rollout_seconds": statistics.median(r["time/rollout"] + r["time/reward"] for r in later),
             "update_seconds": statistics.median(r["time/train"] for r in later),
             "wait_seconds": statistics.median(r.get("time/wait", 0.0) for r in later),
+            "response_tokens": statistics.median(r["response_len_mean"] for r in later),
             "reward_last": recs[-1]["reward"], "wall": time.perf_counter() - t0}
 
 
-def trl_child(model: str, steps: int, out: str, bf16: bool = False, attn: str = "sdpa") -> None:
-    """Runs in its own process: TRL's GRPOTrainer on the same model, prompts, G and lengths."""
+def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: bool = False, attn: str = "sdpa") -> None:
+    """Runs in its own process: TRL's GRPOTrainer on imagine's config (model, task, G, lengths, lr)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from imagine.tasks.letters import LettersOptions, LettersTask
+    from imagine.config import load_config
+    from imagine.train.config import GRPOConfig as ImagineGRPOConfig
+    from imagine.train.task import load_task
 
-    task = LettersTask(LettersOptions(prompts=PROMPTS))
-    data = Dataset.from_list([{"prompt": m} for m in task.prompts()] * steps)
+    cfg = load_config(ImagineGRPOConfig, ROOT / config, overrides)
+    task = load_task(cfg.task.name, cfg.task.options)
+    prompts = task.prompts()
+    per_step = cfg.rollout.prompts_per_step
+    rows = [{"prompt": m, "index": i} for i, m in enumerate(prompts)]
+    data = Dataset.from_list(rows * math.ceil(steps * per_step / len(rows)))
 
-    def reward(completions, **_):
+    def reward(completions, index, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [s.reward for s in task.score([0] * len(texts), texts)]
+        return [s.reward for s in task.score(index, texts)]
 
     stamps, sampling = [], []
     generate_and_score = GRPOTrainer._generate_and_score_completions
@@ -141,12 +263,15 @@ def trl_child(model: str, steps: int, out: str, bf16: bool = False, attn: str = 
         def on_step_end(self, *a, **k):
             stamps.append(time.perf_counter())
 
-    args = GRPOConfig(output_dir=out, per_device_train_batch_size=PROMPTS * G, num_generations=G,
-                      max_completion_length=MAX_TOKENS, temperature=1.0, beta=0.0, learning_rate=LR,
+    group = cfg.rollout.group_size
+    args = GRPOConfig(output_dir=out, per_device_train_batch_size=per_step * group, num_generations=group,
+                      max_completion_length=cfg.rollout.max_tokens, temperature=cfg.rollout.temperature,
+                      beta=cfg.loss.kl_coef, learning_rate=cfg.train.lr, seed=cfg.train.seed,
+                      mask_truncated_completions=cfg.rollout.overlong == "filter",
                       max_steps=steps, num_iterations=1, use_cpu=True, bf16=bf16, report_to=[], logging_steps=1,
                       save_strategy="no", use_vllm=False)
-    tok = AutoTokenizer.from_pretrained(model)
-    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(model, attn_implementation=attn),
+    tok = AutoTokenizer.from_pretrained(cfg.model.path)
+    trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(cfg.model.path, attn_implementation=attn),
                           reward_funcs=[reward], args=args,
                           train_dataset=data, processing_class=tok, callbacks=[Clock()])
     start = time.perf_counter()
@@ -158,47 +283,17 @@ def trl_child(model: str, steps: int, out: str, bf16: bool = False, attn: str = 
                       "warmup_seconds": sum(gaps[:WARMUP])}))
 
 
-def run_trl(model: Path, work: Path, steps: int, bf16: bool = False, attn: str = "sdpa") -> dict:
-    proc = subprocess.run([sys.executable, "-m", "imagine.bench.grpo_bench", "--trl-child", str(model),
-                           "--steps", str(steps), "--out", str(work / "trl"), "--attn", attn,
-                           *(["--bf16"] if bf16 else [])],
+def run_trl(config: str, shared: tuple[str, ...], work: Path, steps: int, run: Run) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "imagine.bench.grpo_bench", "--trl-child", config,
+                           *[a for o in shared for a in ("--set", o)],
+                           "--steps", str(steps), "--out", str(work / "trl"), "--attn", run.attn,
+                           *(["--bf16"] if run.precision == "bf16" else [])],
                           capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "WANDB_MODE": "disabled"})
     lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
     if proc.returncode != 0 or not lines:
         return {"error": proc.stderr[-1500:]}
     return json.loads(lines[-1])
-
-
-@dataclass(frozen=True)
-class Run:
-    """One row of the table: whose trainer runs it, in which precision, and with what settings."""
-    trainer: Literal["imagine", "trl"]
-    precision: Literal["fp32", "bf16"] = "fp32"
-    engine: str = ""  # imagine's rollout.engine
-    overrides: tuple[str, ...] = ()  # more of imagine's config keys
-    attn: str = "sdpa"  # TRL's attention implementation
-    off_policy: bool = False  # imagine samples the next step during this one's update (rollout.async_steps=1)
-
-    def imagine_args(self) -> tuple[str, ...]:
-        return (*self.overrides, *(["train.precision=bf16"] if self.precision == "bf16" else []),
-                *(["rollout.async_steps=1"] if self.off_policy else []))
-
-
-# The compiled rows compile vLLM's model at start-up and the update's layers in its first steps
-# (inductor's C++ on CPU): the warm-up column, outside the median.
-COMPILED = ("rollout.enforce_eager=false", "train.compile=true", "model.attn_implementation=eager")
-RUNS = {
-    "imagine-vllm": Run("imagine", engine="vllm"),
-    "imagine-vllm-compiled": Run("imagine", engine="vllm", overrides=COMPILED),
-    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={PROMPTS * G}",)),
-    "trl": Run("trl"),
-    "imagine-vllm-compiled-bf16": Run("imagine", "bf16", engine="vllm", overrides=COMPILED),
-    "trl-bf16": Run("trl", "bf16"),
-    "trl-bf16-eager": Run("trl", "bf16", attn="eager"),
-    "imagine-vllm-async": Run("imagine", engine="vllm", off_policy=True),
-    "imagine-vllm-compiled-bf16-async": Run("imagine", "bf16", engine="vllm", overrides=COMPILED, off_policy=True),
-}
 
 
 def fastest(runs: list[dict]) -> dict:
@@ -211,55 +306,116 @@ def fastest(runs: list[dict]) -> dict:
     return {**best, "slowest_seconds_per_step": max(r["seconds_per_step"] for r in good), "rounds": len(good)}
 
 
+def measure(workload: Workload, work: Path, demo_dir: Path, steps: int, rounds: int) -> dict:
+    """Every row of one workload, ``rounds`` times, interleaved so a slow spell of the machine hits every
+    row alike; or why the workload could not run."""
+    section = {"date": time.strftime("%Y-%m-%d"), "steps": steps}
+    try:
+        shared = workload.setup(work, demo_dir)
+    except Skipped as why:
+        return {**section, "skipped": str(why)}
+    measured: dict[str, list[dict]] = {name: [] for name in workload.runs}
+    for k in range(rounds):
+        for name, run in workload.runs.items():
+            if run.trainer == "trl":
+                measured[name].append(run_trl(workload.config, shared, work, steps, run))
+            else:
+                measured[name].append(run_imagine(workload.config, shared, work, steps, *run.imagine_args(),
+                                                  name=f"{name}-round{k}"))
+    return {**section, "rounds": measured}
+
+
+def load_rounds(path: Path, steps: int) -> dict:
+    """A saved ``grpo_rounds.json``: one section per workload, or an older file holding the letters rows alone."""
+    data = json.loads(path.read_text())
+    if not any(name in data for name in WORKLOADS):
+        data = {"letters": {"steps": steps, "rounds": data}}
+    return data
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default="bench/results")
     ap.add_argument("--steps", type=int, default=WARMUP + 5)
     ap.add_argument("--rounds", type=int, default=2, help="runs of every row, interleaved; the faster is reported")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help="comma-separated; a section not run keeps its numbers from the saved grpo_rounds.json")
+    ap.add_argument("--demo-dir", default=str(ROOT / "runs" / "demo"), help="make demo's outputs (travelplanner)")
+    ap.add_argument("--note", default="", help="what else ran on the machine, saved with the sections run now")
     ap.add_argument("--trl-child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--attn", default="sdpa", help=argparse.SUPPRESS)
     ap.add_argument("--from-rounds", default=None, metavar="JSON",
-                    help="rewrite grpo.md from a run's grpo_rounds.json (its --steps) without running anything")
+                    help="rewrite grpo.md from a run's grpo_rounds.json without running anything")
     args = ap.parse_args(argv)
     if args.trl_child:
-        trl_child(args.trl_child, args.steps, args.out, bf16=args.bf16, attn=args.attn)
+        trl_child(args.trl_child, args.set, args.steps, args.out, bf16=args.bf16, attn=args.attn)
         return 0
+    out = Path(args.out)
     if args.from_rounds:
-        render(json.loads(Path(args.from_rounds).read_text()), args.steps, Path(args.out))
+        write_report(out / "grpo.md", report(load_rounds(Path(args.from_rounds), args.steps)))
         return 0
+    names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(WORKLOADS))
+    if unknown:
+        ap.error(f"--workloads: unknown {', '.join(unknown)}; known: {', '.join(WORKLOADS)}")
+    saved = out / "grpo_rounds.json"
+    sections = load_rounds(saved, args.steps) if saved.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        model = build_model(work)
-        rounds: dict[str, list[dict]] = {name: [] for name in RUNS}
-        for k in range(args.rounds):  # interleaved, so a slow spell of the machine hits every row alike
-            for name, run in RUNS.items():
-                if run.trainer == "trl":
-                    rounds[name].append(run_trl(model, work, args.steps, bf16=run.precision == "bf16", attn=run.attn))
-                else:
-                    rounds[name].append(run_imagine(model, work, run.engine, args.steps, *run.imagine_args(),
-                                                    name=f"{name}-round{k}"))
-    # every round of every row, for the spread the table summarises
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "grpo_rounds.json").write_text(json.dumps(rounds, indent=1) + "\n")
-    render(rounds, args.steps, Path(args.out))
+        for name in names:
+            work = Path(tmp) / name
+            work.mkdir()
+            sections[name] = measure(WORKLOADS[name], work, Path(args.demo_dir), args.steps, args.rounds)
+            if args.note:
+                sections[name]["note"] = args.note
+    out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(sections, indent=1) + "\n")  # every round of every row, for the spread
+    write_report(out / "grpo.md", report(sections))
     return 0
 
 
-def render(rounds: dict[str, list[dict]], steps: int, out: Path) -> None:
-    """grpo.md from every row's rounds: a fresh run's, or a saved ``grpo_rounds.json`` (``--from-rounds``)."""
-    results = {name: fastest(runs) for name, runs in rounds.items()}
-    write_report(out / "grpo.md", report(results, steps, max(map(len, rounds.values()))))
-
-
-def fastest_trl(r: dict, precision: str) -> str | None:
+def fastest_trl(r: dict, runs: dict[str, Run], precision: str) -> str | None:
     """The TRL row of this precision with the fewest seconds a step: the baseline to beat."""
-    rows = [n for n, run in RUNS.items()
+    rows = [n for n, run in runs.items()
             if run.trainer == "trl" and run.precision == precision and "seconds_per_step" in r.get(n, {})]
     return min(rows, key=lambda n: r[n]["seconds_per_step"], default=None)
 
 
-def report(r: dict, steps: int, rounds: int = 1) -> str:
+def report(sections: dict) -> str:
+    """grpo.md: one section per workload in ``WORKLOADS`` order, each from its saved rounds."""
+    lines = [
+        "# GRPO step: train.py grpo vs TRL GRPOTrainer (CPU)", "",
+        f"Written by `make bench-grpo` ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        "torch threads as default); each section says when its rows ran. One process, one optimizer update a "
+        "step. Every row ran in its own process, the rows of a section one after the other and every row "
+        "`rounds` times, interleaved with the others; the table shows its faster round, with the slowest round's "
+        f"seconds a step beside it. Seconds a step is the median after the first {WARMUP} steps (*warm-up*: "
+        "compiles, which inductor's on-disk cache shortens in later runs, and first allocations). TorchEngine "
+        f"samples a step's {PROMPTS * G} sequences in one batch (`rollout.torch_batch_size={PROMPTS * G}`, faster "
+        "than its default 16). TRL samples with transformers' generate (no vLLM server), so it has no engine "
+        "tokens/s or weight sync. *rollout* is sampling plus reward, *update* the forward, backward and optimizer "
+        "step. Each step-time ratio is against the faster TRL row of the same precision. Both sections run by "
+        "`make bench-grpo`; `--workloads` runs one and keeps the other's saved rounds.",
+    ]
+    for name, workload in WORKLOADS.items():
+        if name in sections:
+            lines += ["", *section_report(workload, sections[name])]
+    return "\n".join(lines) + "\n"
+
+
+def section_report(workload: Workload, section: dict) -> list[str]:
+    lines = [f"## {workload.title}", ""]
+    when = f"Ran on {section['date']}. " if section.get("date") else ""
+    if "skipped" in section:
+        return [*lines, f"{when}Not run: {section['skipped']}."]
+    rounds = section["rounds"]
+    steps = section["steps"]
+    r = {name: fastest(runs) for name, runs in rounds.items()}
+    n_rounds = max(map(len, rounds.values()))
+    lines += [f"{when}{workload.about} {steps} steps a run, median of steps {WARMUP + 1}..{steps}; every row ran "
+              f"{n_rounds} times.", ""]
+
     def cell(name, key, fmt):
         if name not in r:
             return "not run"
@@ -271,32 +427,11 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
     def ok(name, *keys):
         return all(k in r.get(name, {}) for k in keys)
 
-    lines = [
-        "# GRPO step: train.py grpo vs TRL GRPOTrainer (CPU)", "",
-        f"Written by `make bench-grpo` on {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores, torch threads as default. Model: Qwen3 architecture {MODEL['num_hidden_layers']} "
-        f"layers x {MODEL['hidden_size']}, random init; letters task, {PROMPTS} prompts x G={G}, at most "
-        f"{MAX_TOKENS} new tokens, one update per step, no KL; {steps} steps each, median of steps "
-        f"{WARMUP + 1}..{steps} (*warm-up* is the seconds of steps 1..{WARMUP}: compiles, which inductor's on-disk cache shortens "
-        "in later runs, and first allocations); "
-        f"every row ran {rounds} times, interleaved with the others, and the table shows its faster round (with "
-        "the slowest round's seconds a step beside it). "
-        f"imagine's KV cache is sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes "
-        f"{MICRO_BATCH} rows per forward. Nothing else ran on the machine. TorchEngine samples a step's "
-        f"{PROMPTS * G} sequences in one batch (`rollout.torch_batch_size={PROMPTS * G}`, faster here than its "
-        "default 16). TRL samples with transformers' generate "
-        "(no vLLM server), so it has no engine tokens/s or weight sync. *rollout* is sampling plus reward, "
-        "*update* the forward, backward and optimizer step. In the `-async` rows the rollout runs in a background "
-        "thread during the previous update and *waited* is how long the step then waited for it. imagine's "
-        "compiled rows compile vLLM's model (`rollout.enforce_eager=false`) and the update's decoder layers "
-        "(`train.compile=true`), with eager attention (`model.attn_implementation=eager`); `trl-bf16-eager` is "
-        "TRL with the same attention. Each step-time "
-        "ratio is against the faster TRL row of the same precision.", "",
-        "| run | update precision | seconds / step | slowest round | warm-up (s) | rollout (s) | update (s) "
-        "| waited (s) | peak RSS (MiB) | sampling tokens/s | weight sync (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, run in RUNS.items():
+    runs = workload.runs
+    lines += ["| run | update precision | seconds / step | slowest round | warm-up (s) | rollout (s) | update (s) "
+              "| waited (s) | peak RSS (MiB) | sampling tokens/s | weight sync (s) |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, run in runs.items():
         lines.append(f"| {name} | {run.precision} | {cell(name, 'seconds_per_step', '{:.2f}')} | "
                      f"{cell(name, 'slowest_seconds_per_step', '{:.2f}')} | {cell(name, 'warmup_seconds', '{:.0f}')} | "
                      f"{cell(name, 'rollout_seconds', '{:.2f}')} | {cell(name, 'update_seconds', '{:.2f}')} | "
@@ -304,10 +439,10 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
                      f"{cell(name, 'peak_rss_mib', '{:.0f}')} | {cell(name, 'sample_tokens_per_s', '{:.0f}')} | "
                      f"{cell(name, 'sync_seconds', '{:.3f}')} |")
     lines.append("")
-    for name, run in RUNS.items():
+    for name, run in runs.items():
         if run.engine != "vllm":
             continue
-        trl = fastest_trl(r, run.precision)
+        trl = fastest_trl(r, runs, run.precision)
         if trl and ok(name, "seconds_per_step"):
             v, b = r[name], r[trl]
             line = (f"- step time: {trl} / {name} = {b['seconds_per_step'] / v['seconds_per_step']:.2f}x "
@@ -331,7 +466,9 @@ def report(r: dict, steps: int, rounds: int = 1) -> str:
     for name in r:
         if "error" in r[name]:
             lines.append(f"- {name} failed: `{r[name]['error'][-300:]!r}`")
-    return "\n".join(lines) + "\n"
+    if section.get("note"):
+        lines.append(f"- {section['note']}")
+    return lines
 
 
 if __name__ == "__main__":

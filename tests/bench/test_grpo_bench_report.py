@@ -1,11 +1,12 @@
-"""The GRPO benchmark's table: async rows are reported apart from the on-policy comparison, and a
-failed run is a visible row, not a crash that loses the other runs' numbers."""
+"""The GRPO benchmark's table: async rows are reported apart from the on-policy comparison, a failed
+run is a visible row, not a crash that loses the other runs' numbers, and each workload is its own
+section."""
 
 from __future__ import annotations
 
 import json
 
-from imagine.bench.grpo_bench import fastest, report
+from imagine.bench.grpo_bench import fastest, main, report
 
 
 def run(step, rollout, update, **extra):
@@ -13,9 +14,17 @@ def run(step, rollout, update, **extra):
             "sample_tokens_per_s": 6000.0, "sync_seconds": 0.02, **extra}
 
 
+def letters(rows: dict, steps: int = 5, **extra) -> dict:
+    return {"letters": {"date": "2026-11-30", "steps": steps, "rounds": {k: [v] for k, v in rows.items()}, **extra}}
+
+
+def section(text: str, title: str) -> str:
+    return text.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
 def test_report_keeps_async_rows_out_of_the_on_policy_claims():
-    text = report({"imagine-vllm": run(4.0, 2.0, 2.0), "imagine-vllm-async": run(3.0, 2.5, 2.5, wait_seconds=0.3),
-                   "imagine-torch": {"error": "Traceback: boom"}, "trl": run(8.0, 4.0, 4.0)}, steps=5)
+    text = report(letters({"imagine-vllm": run(4.0, 2.0, 2.0), "imagine-vllm-async": run(3.0, 2.5, 2.5, wait_seconds=0.3),
+                           "imagine-torch": {"error": "Traceback: boom"}, "trl": run(8.0, 4.0, 4.0)}))
     row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-async |"))
     assert row.split("|")[8].strip() == "0.30"  # waited
     assert "trl / imagine-vllm = 2.00x" in text and "update alone = 4.00x" in text
@@ -30,25 +39,52 @@ def test_the_faster_round_is_reported_with_the_slowest_beside_it():
     best = fastest(rounds)
     assert best["seconds_per_step"] == 4.0 and best["slowest_seconds_per_step"] == 5.0 and best["rounds"] == 2
     assert fastest([{"error": "x"}, {"error": "y"}]) == {"error": "x"}
-    text = report({"imagine-vllm": best, "trl": fastest([run(8.0, 4.0, 4.0)])}, steps=5, rounds=3)
+    text = report({"letters": {"steps": 5, "rounds": {"imagine-vllm": rounds, "trl": [run(8.0, 4.0, 4.0)]}}})
     assert "| imagine-vllm | fp32 | 4.00 | 5.00 |" in text and "ran 3 times" in text
 
 
 def test_step_ratio_is_against_the_faster_trl_row_of_the_same_precision():
-    text = report({"imagine-vllm-compiled-bf16": run(3.0, 1.5, 1.5, warmup_seconds=80.0),
-                   "trl-bf16": run(9.0, 5.0, 4.0), "trl-bf16-eager": run(7.5, 5.0, 2.5),
-                   "trl": run(6.0, 3.0, 3.0)}, steps=8)
+    text = report(letters({"imagine-vllm-compiled-bf16": run(3.0, 1.5, 1.5, warmup_seconds=80.0),
+                           "trl-bf16": run(9.0, 5.0, 4.0), "trl-bf16-eager": run(7.5, 5.0, 2.5),
+                           "trl": run(6.0, 3.0, 3.0)}, steps=8))
     assert "trl-bf16-eager / imagine-vllm-compiled-bf16 = 2.50x" in text  # not trl-bf16's 3.00x, nor fp32 trl
     row = next(line for line in text.splitlines() if line.startswith("| imagine-vllm-compiled-bf16 |"))
     assert row.split("|")[5].strip() == "80"  # warm-up seconds, shown rather than hidden
     assert "median of steps 4..8" in text
 
 
-def test_the_table_can_be_rewritten_from_a_runs_rounds(tmp_path):
-    from imagine.bench.grpo_bench import main
+def test_each_workload_is_its_own_section_and_a_skipped_one_says_why():
+    sections = {**letters({"imagine-vllm": run(4.0, 2.0, 2.0), "imagine-torch": run(6.0, 4.0, 2.0),
+                           "trl": run(8.0, 4.0, 4.0)}, note="a lint run overlapped"),
+                "travelplanner": {"date": "2026-12-01", "steps": 8,
+                                  "rounds": {"imagine-vllm": [run(5.0, 2.0, 3.0, sample_tokens_per_s=6000.0)],
+                                             "imagine-torch": [run(12.0, 9.0, 3.0, sample_tokens_per_s=1000.0)],
+                                             "trl": [run(20.0, 12.0, 8.0)]}}}
+    text = report(sections)
+    assert text.index("## TravelPlanner") < text.index("## Letters")
+    tp, lt = section(text, "TravelPlanner"), section(text, "Letters")
+    assert "Ran on 2026-12-01" in tp and "trl / imagine-vllm = 4.00x" in tp and "TorchEngine = 6.0x" in tp
+    assert "trl / imagine-vllm = 2.00x" in lt and "TorchEngine = 1.0x" in lt and "a lint run overlapped" in lt
+    assert "a lint run overlapped" not in tp
+    skipped = report({"travelplanner": {"date": "2026-12-01", "steps": 8, "skipped": "needs `make demo`'s outputs"}})
+    assert "Not run: needs `make demo`'s outputs." in skipped and "| run |" not in skipped
 
+
+def test_the_table_can_be_rewritten_from_a_runs_rounds(tmp_path):
     rounds = {"imagine-vllm": [run(4.5, 2.0, 2.5), run(4.0, 2.0, 2.0)], "trl": [run(8.0, 4.0, 4.0), {"error": "x"}]}
+    # an older grpo_rounds.json: the letters rows alone, not yet in sections
     (tmp_path / "rounds.json").write_text(json.dumps(rounds))
     assert main(["--from-rounds", str(tmp_path / "rounds.json"), "--out", str(tmp_path), "--steps", "8"]) == 0
     text = (tmp_path / "grpo.md").read_text()
     assert "| imagine-vllm | fp32 | 4.00 | 4.50 |" in text and "ran 2 times" in text and "trl / imagine-vllm = 2.00x" in text
+    assert "## Letters" in text and "median of steps 4..8" in text
+
+
+def test_a_workload_without_its_inputs_is_skipped_and_the_saved_sections_are_kept(tmp_path):
+    saved = letters({"imagine-vllm": run(4.0, 2.0, 2.0), "trl": run(8.0, 4.0, 4.0)})
+    (tmp_path / "grpo_rounds.json").write_text(json.dumps(saved))
+    assert main(["--workloads", "travelplanner", "--demo-dir", str(tmp_path / "no-demo"), "--out", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "grpo_rounds.json").read_text())
+    assert data["letters"] == saved["letters"] and "missing" in data["travelplanner"]["skipped"]
+    text = (tmp_path / "grpo.md").read_text()
+    assert "trl / imagine-vllm = 2.00x" in text and "Not run: needs `make demo`'s outputs; missing" in text
