@@ -227,6 +227,17 @@ def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *e
             "reward_last": recs[-1]["reward"], "wall": time.perf_counter() - t0}
 
 
+def trl_settings(cfg) -> dict:
+    """TRL ``GRPOConfig`` fields that must equal imagine's config for the step times to compare."""
+    if cfg.rollout.overlong == "penalize" or cfg.train.epochs != 1 or cfg.train.mini_batches != 1:
+        raise ValueError("the TRL baseline covers one update a step and overlong 'keep' or 'filter' only")
+    group = cfg.rollout.group_size
+    return {"per_device_train_batch_size": cfg.rollout.prompts_per_step * group, "num_generations": group,
+            "max_completion_length": cfg.rollout.max_tokens, "temperature": cfg.rollout.temperature,
+            "top_p": cfg.rollout.top_p, "beta": cfg.loss.kl_coef, "learning_rate": cfg.train.lr,
+            "seed": cfg.train.seed, "mask_truncated_completions": cfg.rollout.overlong == "filter"}
+
+
 def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: bool = False, attn: str = "sdpa") -> None:
     """Runs in its own process: TRL's GRPOTrainer on imagine's config (model, task, G, lengths, lr)."""
     from datasets import Dataset
@@ -263,13 +274,8 @@ def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: boo
         def on_step_end(self, *a, **k):
             stamps.append(time.perf_counter())
 
-    group = cfg.rollout.group_size
-    args = GRPOConfig(output_dir=out, per_device_train_batch_size=per_step * group, num_generations=group,
-                      max_completion_length=cfg.rollout.max_tokens, temperature=cfg.rollout.temperature,
-                      beta=cfg.loss.kl_coef, learning_rate=cfg.train.lr, seed=cfg.train.seed,
-                      mask_truncated_completions=cfg.rollout.overlong == "filter",
-                      max_steps=steps, num_iterations=1, use_cpu=True, bf16=bf16, report_to=[], logging_steps=1,
-                      save_strategy="no", use_vllm=False)
+    args = GRPOConfig(output_dir=out, **trl_settings(cfg), max_steps=steps, num_iterations=1, use_cpu=True, bf16=bf16,
+                      report_to=[], logging_steps=1, save_strategy="no", use_vllm=False)
     tok = AutoTokenizer.from_pretrained(cfg.model.path)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(cfg.model.path, attn_implementation=attn),
                           reward_funcs=[reward], args=args,

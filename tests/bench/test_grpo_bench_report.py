@@ -88,3 +88,21 @@ def test_a_workload_without_its_inputs_is_skipped_and_the_saved_sections_are_kep
     assert data["letters"] == saved["letters"] and "missing" in data["travelplanner"]["skipped"]
     text = (tmp_path / "grpo.md").read_text()
     assert "trl / imagine-vllm = 2.00x" in text and "Not run: needs `make demo`'s outputs; missing" in text
+
+
+def test_trl_reads_the_workloads_settings_from_imagines_config():
+    import pytest
+
+    from imagine.bench.grpo_bench import ROOT, WORKLOADS, trl_settings
+    from imagine.config import load_config
+    from imagine.train.config import GRPOConfig
+
+    cfg = load_config(GRPOConfig, ROOT / WORKLOADS["travelplanner"].config)
+    got = trl_settings(cfg)
+    assert got["per_device_train_batch_size"] == cfg.rollout.prompts_per_step * cfg.rollout.group_size == 64
+    assert got["num_generations"] == 8 and got["max_completion_length"] == 320 and got["temperature"] == 0.7
+    assert got["learning_rate"] == 5e-5 and got["beta"] == 0.0 and got["mask_truncated_completions"] is True
+    letters = load_config(GRPOConfig, ROOT / WORKLOADS["letters"].config, ["train.lr=1e-5", "rollout.group_size=8"])
+    assert trl_settings(letters)["mask_truncated_completions"] is False and trl_settings(letters)["learning_rate"] == 1e-5
+    with pytest.raises(ValueError, match="one update a step"):
+        trl_settings(load_config(GRPOConfig, ROOT / WORKLOADS["letters"].config, ["train.epochs=2"]))
