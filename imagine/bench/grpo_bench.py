@@ -13,7 +13,9 @@ Two workloads, each a side-by-side comparison of its own (``--workloads``):
 
 Both trainers read one config (the workload's YAML plus overrides): TRL's child builds the same task
 through the trainer's task seam and takes G, prompts per step, temperature, response cap, learning
-rate and KL from it, so the two sides cannot drift apart. One optimizer update per step, one process.
+rate, KL, seed and the overlong rule from it (``trl_settings``). The loss variant, learning-rate
+schedule and advantage scaling stay TRL's own: they change no step's work. One optimizer update per
+step, one process.
 
 Letters rows, each in its own process, one after the other:
 
@@ -80,7 +82,10 @@ MICRO_BATCH = 8
 # Steps left out of the median: torch.compile of the update recompiles while new micro-batch shapes
 # cross inductor's size thresholds, in the first two steps here.
 WARMUP = 3
-# The demo's KV need: 64 sequences x 1,024 tokens x 4.6 KiB (3 layers x K and V x 6 heads x 32 x fp32).
+# A step's sequences in both workloads (8 prompts x G=8): TorchEngine samples them in one batch, its
+# fastest setting here (letters: 2,400 tokens/s against 1,450 at its default 16 rows).
+STEP_ROWS = 64
+# The demo's KV need: 64 sequences x 1,024 tokens x 4.5 KiB (3 layers x K and V x 6 heads x 32 x fp32).
 DEMO_KV_CACHE_GIB = 0.3
 
 
@@ -152,7 +157,7 @@ COMPILED = ("rollout.enforce_eager=false", "train.compile=true", "model.attn_imp
 LETTERS_RUNS = {
     "imagine-vllm": Run("imagine", engine="vllm"),
     "imagine-vllm-compiled": Run("imagine", engine="vllm", overrides=COMPILED),
-    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={PROMPTS * G}",)),
+    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={STEP_ROWS}",)),
     "trl": Run("trl"),
     "imagine-vllm-compiled-bf16": Run("imagine", "bf16", engine="vllm", overrides=COMPILED),
     "trl-bf16": Run("trl", "bf16"),
@@ -165,7 +170,7 @@ TRAVELPLANNER_RUNS = {
     # Only vLLM's model compiles: shared prompts need SDPA's split attention, which compiling the
     # update's layers leaves eager anyway.
     "imagine-vllm-compiled": Run("imagine", engine="vllm", overrides=("rollout.enforce_eager=false",)),
-    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={PROMPTS * G}",)),
+    "imagine-torch": Run("imagine", engine="torch", overrides=(f"rollout.torch_batch_size={STEP_ROWS}",)),
     "trl": Run("trl"),
 }
 
@@ -229,8 +234,11 @@ def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *e
 
 def trl_settings(cfg) -> dict:
     """TRL ``GRPOConfig`` fields that must equal imagine's config for the step times to compare."""
-    if cfg.rollout.overlong == "penalize" or cfg.train.epochs != 1 or cfg.train.mini_batches != 1:
-        raise ValueError("the TRL baseline covers one update a step and overlong 'keep' or 'filter' only")
+    r = cfg.rollout
+    if r.overlong == "penalize" or cfg.train.epochs != 1 or cfg.train.mini_batches != 1 or r.dynamic_sampling \
+            or r.async_steps:
+        raise ValueError("the TRL baseline covers one on-policy update a step, without dynamic sampling, and "
+                         "overlong 'keep' or 'filter' only")
     group = cfg.rollout.group_size
     return {"per_device_train_batch_size": cfg.rollout.prompts_per_step * group, "num_generations": group,
             "max_completion_length": cfg.rollout.max_tokens, "temperature": cfg.rollout.temperature,
@@ -284,9 +292,12 @@ def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: boo
     trainer.train()
     gaps = [b - a for a, b in zip([start, *stamps], stamps)]
     step, rollout = statistics.median(gaps[WARMUP:]), statistics.median(sampling[WARMUP:])
+    # TRL logs its completions' mean length every step: the same work as imagine's rows, or not
+    lengths = [h["completions/mean_length"] for h in trainer.state.log_history if "completions/mean_length" in h]
     print(json.dumps({"seconds_per_step": step, "peak_rss_mib": status_kib("VmHWM") / 1024,
                       "rollout_seconds": rollout, "update_seconds": step - rollout,
-                      "warmup_seconds": sum(gaps[:WARMUP])}))
+                      "warmup_seconds": sum(gaps[:WARMUP]),
+                      "response_tokens": statistics.median(lengths[WARMUP:]) if lengths[WARMUP:] else None}))
 
 
 def run_trl(config: str, shared: tuple[str, ...], work: Path, steps: int, run: Run) -> dict:
@@ -372,9 +383,12 @@ def main(argv=None) -> int:
         for name in names:
             work = Path(tmp) / name
             work.mkdir()
-            sections[name] = measure(WORKLOADS[name], work, Path(args.demo_dir), args.steps, args.rounds)
-            if args.note:
-                sections[name]["note"] = args.note
+            result = measure(WORKLOADS[name], work, Path(args.demo_dir), args.steps, args.rounds)
+            if "skipped" in result and "rounds" in sections.get(name, {}):
+                # a machine without the inputs must not erase the numbers measured where they existed
+                print(f"{name}: not run ({result['skipped']}); keeping its saved rounds", file=sys.stderr)
+                continue
+            sections[name] = {**result, **({"note": args.note} if args.note else {})}
     out.mkdir(parents=True, exist_ok=True)
     saved.write_text(json.dumps(sections, indent=1) + "\n")  # every round of every row, for the spread
     write_report(out / "grpo.md", report(sections))
@@ -398,7 +412,7 @@ def report(sections: dict) -> str:
         "`rounds` times, interleaved with the others; the table shows its faster round, with the slowest round's "
         f"seconds a step beside it. Seconds a step is the median after the first {WARMUP} steps (*warm-up*: "
         "compiles, which inductor's on-disk cache shortens in later runs, and first allocations). TorchEngine "
-        f"samples a step's {PROMPTS * G} sequences in one batch (`rollout.torch_batch_size={PROMPTS * G}`, faster "
+        f"samples a step's {STEP_ROWS} sequences in one batch (`rollout.torch_batch_size={STEP_ROWS}`, faster "
         "than its default 16). TRL samples with transformers' generate (no vLLM server), so it has no engine "
         "tokens/s or weight sync; it updates at its default, a step's rows in one forward. *rollout* is "
         "sampling plus reward, *update* the forward, backward and optimizer step. Each step-time ratio is against the faster TRL row of the same precision. Both sections run by "
@@ -412,9 +426,9 @@ def report(sections: dict) -> str:
 
 def section_report(workload: Workload, section: dict) -> list[str]:
     lines = [f"## {workload.title}", ""]
-    when = f"Ran on {section['date']}. " if section.get("date") else ""
     if "skipped" in section:
-        return [*lines, f"{when}Not run: {section['skipped']}."]
+        return [*lines, f"Not run: {section['skipped']}."]
+    when = f"Ran on {section['date']}. " if section.get("date") else ""
     rounds = section["rounds"]
     steps = section["steps"]
     r = {name: fastest(runs) for name, runs in rounds.items()}
@@ -435,15 +449,15 @@ def section_report(workload: Workload, section: dict) -> list[str]:
 
     runs = workload.runs
     lines += ["| run | update precision | seconds / step | slowest round | warm-up (s) | rollout (s) | update (s) "
-              "| waited (s) | peak RSS (MiB) | sampling tokens/s | weight sync (s) |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+              "| waited (s) | peak RSS (MiB) | sampling tokens/s | weight sync (s) | new tokens a completion |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, run in runs.items():
         lines.append(f"| {name} | {run.precision} | {cell(name, 'seconds_per_step', '{:.2f}')} | "
                      f"{cell(name, 'slowest_seconds_per_step', '{:.2f}')} | {cell(name, 'warmup_seconds', '{:.0f}')} | "
                      f"{cell(name, 'rollout_seconds', '{:.2f}')} | {cell(name, 'update_seconds', '{:.2f}')} | "
                      f"{cell(name, 'wait_seconds', '{:.2f}') if run.off_policy else '-'} | "
                      f"{cell(name, 'peak_rss_mib', '{:.0f}')} | {cell(name, 'sample_tokens_per_s', '{:.0f}')} | "
-                     f"{cell(name, 'sync_seconds', '{:.3f}')} |")
+                     f"{cell(name, 'sync_seconds', '{:.3f}')} | {cell(name, 'response_tokens', '{:.0f}')} |")
     lines.append("")
     for name, run in runs.items():
         if run.engine != "vllm":
