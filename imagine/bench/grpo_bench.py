@@ -414,7 +414,8 @@ def report(sections: dict) -> str:
         "compiles, which inductor's on-disk cache shortens in later runs, and first allocations). TorchEngine "
         f"samples a step's {STEP_ROWS} sequences in one batch (`rollout.torch_batch_size={STEP_ROWS}`, faster "
         "than its default 16). TRL samples with transformers' generate (no vLLM server), so it has no engine "
-        "tokens/s or weight sync; it updates at its default, a step's rows in one forward. *rollout* is "
+        "tokens/s or weight sync; it updates at its default, a step's rows in one forward, and always computes "
+        "its tokens' entropy, which imagine's rows skip (`log.entropy=false`; 3% of a demo step). *rollout* is "
         "sampling plus reward, *update* the forward, backward and optimizer step. Each step-time ratio is against the faster TRL row of the same precision. Both sections run by "
         "`make bench-grpo`; `--workloads` runs one and keeps the other's saved rounds.",
     ]
