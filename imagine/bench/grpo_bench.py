@@ -63,6 +63,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -180,7 +181,8 @@ class Workload:
     """One GRPO setup that both trainers run, read from one config file plus overrides."""
     title: str
     config: str  # relative to the repository root
-    setup: object  # (work dir, demo dir) -> overrides naming the model and data; raises Skipped
+    setup: Callable[[Path, Path], tuple[str, ...]]  # (work dir, demo dir) -> overrides naming the model and
+    # data, shared by every row; raises Skipped when the inputs are missing
     runs: dict[str, Run] = field(default_factory=dict)
     about: str = ""  # what the section's reader needs to know about its settings
 
