@@ -10,7 +10,7 @@ TORCH     ?= torch==2.13.0
 # dependencies break `import transformers` beside CPU torch, so they are removed after the install.
 EXTRAS    ?= dev,cpu
 
-.PHONY: install test test-fast lint demo bench bench-grpo bench-shared-prompts bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading gpu-check clean
+.PHONY: install test test-fast lint demo bench bench-grpo bench-shared-prompts bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-loading gpu-check gpu-wheels gpu-check-image clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -70,6 +70,23 @@ bench: bench-eval bench-kernels bench-sft bench-stage1 bench-mas bench-grpo benc
 # on one GPU; a table, non-zero exit on any failure. Without a GPU it runs nothing. Not part of `test`.
 gpu-check: $(STAMP)
 	$(BIN)/python -m imagine.bench.gpu_check $(GPU_CHECK_ARGS)
+
+# A GPU machine with no package registry whose python3 already holds CUDA torch, Triton and
+# transformers (the image of the machines this project is lent): `make gpu-wheels` here fetches the
+# packages such an image lacks (GPU_WHEELS, pure or cp312 x86-64 wheels) into .whl/; there, with .whl
+# carried along, `make gpu-check-image` installs them under /tmp/site and runs the check with python3.
+GPU_WHEELS ?= orjson==3.13.0
+# the image's python3 (GPU_PY_VERSION=3.11 fetches wheels for a rehearsal with this machine's python3)
+GPU_PY_VERSION ?= 3.12
+gpu-wheels:
+	rm -rf .whl
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version $(GPU_PY_VERSION) --implementation cp \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $(GPU_WHEELS)
+
+gpu-check-image:
+	test -d .whl || { echo "gpu-check-image: no .whl/ (run make gpu-wheels where a registry is reachable)"; exit 2; }
+	python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+	PYTHONPATH=/tmp/site python3 -m imagine.bench.gpu_check $(GPU_CHECK_ARGS)
 
 # Peak host RSS per rank of loading a ~0.5B checkpoint into FSDP2 shards: plain vs lean (1, 2, 4 ranks).
 # The random checkpoint (2 GB) goes to a temp directory and is deleted afterwards.

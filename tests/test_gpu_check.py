@@ -85,5 +85,34 @@ def test_the_opt_in_check_runs_when_named(monkeypatch, capsys):
                         gpu_check._result(True, [[name, "numbers", "ok"]]))
     assert gpu_check.main(["--checks", "grpo_fast"]) == 0
     assert ran == [("grpo_fast", gpu_check.CHECK_LIMITS["grpo_fast"])]
-    assert all(k in gpu_check.GRPO_FAST_COMMAND for k in ("train.compile=true", "rollout.enforce_eager=false",
-                                                          "rollout.sleep_between_steps=true"))
+    assert "train.compile=true" in gpu_check.GRPO_FAST
+    assert {"rollout.enforce_eager=false", "rollout.sleep_between_steps=true"} == set(gpu_check.GRPO_FAST_VLLM)
+
+
+def test_without_vllm_the_vllm_check_is_reported_as_not_run_not_as_passed(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", lambda name: None)
+    result = gpu_check.check_vllm(tmp_path)
+    assert result["skipped"] and result["rows"][0][2] == "SKIPPED"
+
+    monkeypatch.setattr(gpu_check, "gpu_available", lambda: True)
+    monkeypatch.setattr(gpu_check, "run_child", lambda name, work, limit: gpu_check.CHECKS[name](work)
+                        if name == "vllm" else gpu_check._result(True, [[name, "numbers", "ok"]]))
+    assert gpu_check.main(["--checks", "logprob", "vllm", "--work", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "NOT RUN: vllm" in out and "all checks passed" not in out
+
+
+@pytest.mark.slow
+def test_the_grpo_check_needs_nothing_but_the_repository(monkeypatch, tmp_path):
+    """The check as a lent GPU machine runs it, on CPU here: the repository alone, no `runs/`, no
+    ../shared (neither travels there), TorchEngine because vLLM is not there. Only the device differs."""
+    monkeypatch.setattr(gpu_check, "vllm_importable", lambda: False)
+    monkeypatch.setattr(gpu_check, "GRPO_COMMAND", [a if a != "train.device=cuda" else "train.device=cpu"
+                                                    for a in gpu_check.GRPO_COMMAND])
+    monkeypatch.setattr(gpu_check, "ROOT", ROOT)
+    result = gpu_check.check_grpo(tmp_path)
+    assert result["ok"], result["detail"]
+    what, numbers, verdict = result["rows"][0]
+    assert "TorchEngine" in what and verdict == "ok"
+    assert f"{gpu_check.GRPO_STEPS} steps" in numbers and "mismatch mean" in numbers
+    assert not any("runs/" in arg or "shared" in arg for arg in gpu_check.GRPO_COMMAND)
