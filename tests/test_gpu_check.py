@@ -116,3 +116,22 @@ def test_the_grpo_check_needs_nothing_but_the_repository(monkeypatch, tmp_path):
     assert "TorchEngine" in what and verdict == "ok"
     assert f"{gpu_check.GRPO_STEPS} steps" in numbers and "mismatch mean" in numbers
     assert not any("runs/" in arg or "shared" in arg for arg in gpu_check.GRPO_COMMAND)
+
+
+def test_a_budget_reports_the_checks_that_no_longer_fit_as_not_run_and_the_report_keeps_the_table(
+        monkeypatch, capsys, tmp_path):
+    """One device call can then queue the opt-in checks behind the default ones without outliving it."""
+    ran = []
+    monkeypatch.setattr(gpu_check, "gpu_available", lambda: True)
+    monkeypatch.setattr(gpu_check, "run_child", lambda name, work, limit: ran.append(name) or
+                        gpu_check._result(True, [[name, "numbers", "ok"]]))
+    budget = gpu_check.CHECK_LIMITS["logprob"] + gpu_check.CHECK_LIMITS["grpo"] + 5
+    report = tmp_path / "out" / "gpu_check.md"
+    argv = ["--checks", "logprob", "grpo_fast", "grpo", "--budget", str(budget), "--work", str(tmp_path / "w"),
+            "--report", str(report)]
+    assert gpu_check.main(argv) == 0
+    assert ran == ["logprob", "grpo"]  # grpo_fast's 240 s did not fit; the shorter grpo after it did
+    out = capsys.readouterr().out
+    assert "NOT RUN: grpo_fast" in out and "| grpo_fast |" in out and "all checks passed" not in out
+    text = report.read_text()
+    assert "| logprob | numbers | ok |" in text and "NOT RUN: grpo_fast" in text and "torch " in text

@@ -442,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checks", nargs="+", choices=list(CHECKS), default=DEFAULT_CHECKS)
     parser.add_argument("--work", help="scratch directory (default: a fresh temporary one)")
+    parser.add_argument("--budget", type=float, help="seconds for all checks: one whose limit no longer fits "
+                        "is reported as not run, so opt-in checks can be queued behind the default ones")
+    parser.add_argument("--report", help="also write the table and the versions to this markdown file")
     parser.add_argument("--child", choices=list(CHECKS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -464,26 +467,56 @@ def main(argv: list[str] | None = None) -> int:
     # One GPU, as the time budget assumes; the children inherit this.
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    start = time.perf_counter()
     results = {}
     for name in args.checks:
+        left = None if args.budget is None else args.budget - (time.perf_counter() - start)
+        if left is not None and CHECK_LIMITS[name] > left:
+            results[name] = _skipped(name, f"its {CHECK_LIMITS[name]} s limit did not fit the {left:.0f} s left of "
+                                           f"--budget {args.budget:.0f}")
+            print(f"gpu-check: {name} not run (budget)", flush=True)
+            continue
         (work / name).mkdir(parents=True, exist_ok=True)
         print(f"gpu-check: {name} (limit {CHECK_LIMITS[name]} s) ...", flush=True)
         results[name] = run_child(name, work, CHECK_LIMITS[name])
         print(f"gpu-check: {name} {'ok' if results[name]['ok'] else 'FAILED'}", flush=True)
-    print()
-    print(table(results))
-    if "logprob" in results:
-        print(LOGPROB_BARS)
     failed = [name for name, result in results.items() if not result["ok"]]
     skipped = [name for name, result in results.items() if result.get("skipped")]
-    for name in failed:
-        if results[name].get("detail"):
-            print(f"\n--- {name} ---\n{results[name]['detail']}")
     verdict = "FAILED: " + ", ".join(failed) if failed else (
         "all checks passed" if not skipped else f"the checks that ran passed; NOT RUN: {', '.join(skipped)}")
-    print(f"\ngpu-check: {verdict} (scratch: {work})")
+    text = [table(results), *([LOGPROB_BARS] if "logprob" in results else [])]
+    text += [f"\n--- {name} ---\n{results[name]['detail']}" for name in failed if results[name].get("detail")]
+    text.append(f"\ngpu-check: {verdict} (scratch: {work})")
+    print("\n" + "\n".join(text))
+    if args.report:
+        report = Path(args.report)
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(f"# make gpu-check\n\n{environment()}\n\n" + "\n".join(text) + "\n")
     return 1 if failed else 0
 
+
+def environment() -> str:
+    """What the numbers were measured with: the report travels apart from the machine."""
+    import platform
+
+    import torch
+    import transformers
+
+    def version(name: str) -> str:
+        if importlib.util.find_spec(name) is None:
+            return "not installed"
+        from importlib.metadata import PackageNotFoundError
+        from importlib.metadata import version as dist_version
+
+        try:
+            return dist_version(name)
+        except PackageNotFoundError:
+            return "installed, version unknown"
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return (f"Ran {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {gpu}; Python {platform.python_version()}, "
+            f"torch {torch.__version__}, Triton {version('triton')}, transformers {transformers.__version__}, "
+            f"vLLM {version('vllm')}, flash-attn {version('flash_attn')}.")
 
 if __name__ == "__main__":
     sys.exit(main())
