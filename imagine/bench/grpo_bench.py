@@ -143,7 +143,7 @@ class Run:
     precision: Literal["fp32", "bf16"] = "fp32"
     engine: str = ""  # imagine's rollout.engine
     overrides: tuple[str, ...] = ()  # more of imagine's config keys
-    attn: str = "sdpa"  # TRL's attention implementation
+    attn: str = ""  # TRL's attention implementation; empty: the config's model.attn_implementation
     off_policy: bool = False  # imagine samples the next step during this one's update (rollout.async_steps=1)
 
     def imagine_args(self) -> tuple[str, ...]:
@@ -192,12 +192,10 @@ WORKLOADS = {
         "TravelPlanner: the demo's GRPO stage", "configs/grpo/demo.yaml", travelplanner_setup, TRAVELPLANNER_RUNS,
         "Model: the demo's SFT student at the step its GRPO stage starts from (Qwen3 architecture, 3 layers x 192, "
         "a 4,096-token BPE), on the demo's training queries and world, with `configs/grpo/demo.yaml` as the demo runs "
-        "it but on one process: 8 queries (prompts of 277-474 tokens, 360 on average) x G=8 a step, T=0.7, "
-        "at most 320 new tokens, overlong completions filtered (TRL: `mask_truncated_completions`), the "
-        "paper's reward, lr 5e-5, no KL. imagine packs each "
-        "prompt once per micro-batch (`train.share_prompts`) and vLLM caches it across its G samples; TRL and "
-        "TorchEngine process it once per completion. imagine's KV cache is sized to the step "
-        f"(`rollout.kv_cache_gib={DEMO_KV_CACHE_GIB}`)."),
+        "it but on one process, and the paper's reward; TRL filters overlong completions with "
+        "`mask_truncated_completions`. imagine packs each prompt once per micro-batch (`train.share_prompts`) and "
+        "vLLM caches it across its G samples; TRL and TorchEngine process it once per completion. imagine's KV "
+        "cache is sized to the step."),
     "letters": Workload(
         "Letters: short prompts, random weights", "configs/grpo/tiny_cpu.yaml", letters_setup, LETTERS_RUNS,
         f"Model: Qwen3 architecture {MODEL['num_hidden_layers']} layers x {MODEL['hidden_size']}, random init; "
@@ -210,6 +208,39 @@ WORKLOADS = {
 }
 # Settings of every run of every workload: the comparison is of step time, not of checkpoints or logs.
 COMMON = ("checkpoint.every=0", "checkpoint.export_hf=false", "log.entropy=false", "log.wandb_mode=disabled")
+
+
+def run_settings(config: str, shared: tuple[str, ...]) -> dict:
+    """The settings a section's rows ran with, read from the config as they load it and saved beside their
+    rounds: the section's text then describes the numbers it shows, even after the config file changes."""
+    from transformers import AutoTokenizer
+
+    from imagine.config import load_config
+    from imagine.train.config import GRPOConfig as ImagineGRPOConfig
+    from imagine.train.grpo import encode_chat
+    from imagine.train.task import load_task
+
+    cfg = load_config(ImagineGRPOConfig, ROOT / config, [*shared, *COMMON])
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model.path)
+    lengths = [len(encode_chat(tokenizer, m)) for m in load_task(cfg.task.name, cfg.task.options).prompts()]
+    r = cfg.rollout
+    return {"config": config, "group_size": r.group_size, "prompts_per_step": r.prompts_per_step,
+            "temperature": r.temperature, "top_p": r.top_p, "max_tokens": r.max_tokens, "overlong": r.overlong,
+            "lr": cfg.train.lr, "kl_coef": cfg.loss.kl_coef, "loss": cfg.loss.name,
+            "attention": cfg.model.attn_implementation, "share_prompts": cfg.train.share_prompts,
+            "micro_batch_size": cfg.train.micro_batch_size, "kv_cache_gib": r.kv_cache_gib,
+            "prompt_tokens": {"min": min(lengths), "max": max(lengths), "mean": statistics.mean(lengths),
+                              "prompts": len(lengths)}}
+
+
+def settings_text(s: dict) -> str:
+    p = s["prompt_tokens"]
+    return (f"Settings as run (`{s['config']}` plus the section's overrides): {s['prompts_per_step']} prompts a "
+            f"step x G={s['group_size']}, T={s['temperature']:g}, top-p {s['top_p']:g}, at most {s['max_tokens']} "
+            f"new tokens, overlong completions: {s['overlong']}, loss `{s['loss']}`, lr {s['lr']:g}, KL coefficient "
+            f"{s['kl_coef']:g}; attention `{s['attention']}`, shared prompts {'on' if s['share_prompts'] else 'off'}, "
+            f"{s['micro_batch_size']} rows a forward, KV cache {s['kv_cache_gib']} GiB. Prompts: {p['prompts']}, "
+            f"{p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
 
 
 def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *extra: str, name: str) -> dict:
@@ -248,7 +279,16 @@ def trl_settings(cfg) -> dict:
             "seed": cfg.train.seed, "mask_truncated_completions": cfg.rollout.overlong == "filter"}
 
 
-def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: bool = False, attn: str = "sdpa") -> None:
+def trl_attention(cfg) -> str:
+    """imagine's attention choice, "auto" resolved as imagine's trainer resolves it on this CPU."""
+    import torch
+
+    from imagine.train.model import pick_attn_implementation
+
+    return pick_attn_implementation(cfg.model.attn_implementation, torch.device("cpu"))
+
+
+def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: bool = False, attn: str = "") -> None:
     """Runs in its own process: TRL's GRPOTrainer on imagine's config (model, task, G, lengths, lr)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -287,6 +327,7 @@ def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: boo
     args = GRPOConfig(output_dir=out, **trl_settings(cfg), max_steps=steps, num_iterations=1, use_cpu=True, bf16=bf16,
                       report_to=[], logging_steps=1, save_strategy="no", use_vllm=False)
     tok = AutoTokenizer.from_pretrained(cfg.model.path)
+    attn = attn or trl_attention(cfg)
     trainer = GRPOTrainer(model=AutoModelForCausalLM.from_pretrained(cfg.model.path, attn_implementation=attn),
                           reward_funcs=[reward], args=args,
                           train_dataset=data, processing_class=tok, callbacks=[Clock()])
@@ -305,7 +346,8 @@ def trl_child(config: str, overrides: list[str], steps: int, out: str, bf16: boo
 def run_trl(config: str, shared: tuple[str, ...], work: Path, steps: int, run: Run) -> dict:
     proc = subprocess.run([sys.executable, "-m", "imagine.bench.grpo_bench", "--trl-child", config,
                            *[a for o in shared for a in ("--set", o)],
-                           "--steps", str(steps), "--out", str(work / "trl"), "--attn", run.attn,
+                           "--steps", str(steps), "--out", str(work / "trl"),
+                           *(["--attn", run.attn] if run.attn else []),
                            *(["--bf16"] if run.precision == "bf16" else [])],
                           capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, "WANDB_MODE": "disabled"})
@@ -333,6 +375,7 @@ def measure(workload: Workload, work: Path, demo_dir: Path, steps: int, rounds: 
         shared = workload.setup(work, demo_dir)
     except Skipped as why:
         return {**section, "skipped": str(why)}
+    section["settings"] = run_settings(workload.config, shared)
     measured: dict[str, list[dict]] = {name: [] for name in workload.runs}
     for k in range(rounds):
         for name, run in workload.runs.items():
@@ -364,10 +407,12 @@ def main(argv=None) -> int:
     ap.add_argument("--trl-child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--set", action="append", default=[], help=argparse.SUPPRESS)
     ap.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--attn", default="sdpa", help=argparse.SUPPRESS)
+    ap.add_argument("--attn", default="", help=argparse.SUPPRESS)
     ap.add_argument("--from-rounds", default=None, metavar="JSON",
                     help="rewrite grpo.md from a run's grpo_rounds.json without running anything")
     args = ap.parse_args(argv)
+    if args.rounds < 1 or args.steps <= WARMUP:
+        ap.error(f"--rounds must be at least 1 and --steps more than the {WARMUP} warm-up steps")
     if args.trl_child:
         trl_child(args.trl_child, args.set, args.steps, args.out, bf16=args.bf16, attn=args.attn)
         return 0
@@ -438,6 +483,8 @@ def section_report(workload: Workload, section: dict) -> list[str]:
     n_rounds = max(map(len, rounds.values()))
     lines += [f"{when}{workload.about} {steps} steps a run, median of steps {WARMUP + 1}..{steps}; every row ran "
               f"{n_rounds} times.", ""]
+    if section.get("settings"):
+        lines += [settings_text(section["settings"]), ""]
 
     def cell(name, key, fmt):
         if name not in r:

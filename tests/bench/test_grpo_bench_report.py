@@ -116,3 +116,39 @@ def test_trl_reads_the_workloads_settings_from_imagines_config():
     for unmatched in ("train.epochs=2", "rollout.dynamic_sampling=true", "rollout.overlong=penalize"):
         with pytest.raises(ValueError, match="one on-policy update a step"):
             trl_settings(load_config(GRPOConfig, ROOT / WORKLOADS["letters"].config, [unmatched]))
+
+
+def test_a_sections_settings_are_read_from_its_config_as_run_and_shown_with_its_numbers(tmp_path):
+    """Saved beside the rounds, so the text cannot drift from the numbers when the config file changes."""
+    from imagine.bench.grpo_bench import build_letters_model, run_settings
+
+    model = build_letters_model(tmp_path)
+    got = run_settings("configs/grpo/tiny_cpu.yaml", (f"model.path={model}", "task.name=letters",
+                                                      "task.options={prompts: 3}", "rollout.group_size=6",
+                                                      "rollout.temperature=0.7"))
+    assert got["group_size"] == 6 and got["temperature"] == 0.7 and got["attention"] == "sdpa"
+    assert got["prompt_tokens"]["prompts"] == 3 and 0 < got["prompt_tokens"]["min"] <= got["prompt_tokens"]["max"]
+    text = report(letters({"imagine-vllm": run(4.0, 2.0, 2.0), "trl": run(8.0, 4.0, 4.0)}, settings=got))
+    assert "x G=6, T=0.7," in text and "Prompts: 3," in text and "`configs/grpo/tiny_cpu.yaml`" in text
+    assert "Settings as run" not in report(letters({"imagine-vllm": run(4.0, 2.0, 2.0)}))  # older rounds: none
+
+
+def test_trl_attention_follows_the_config_unless_a_row_names_one():
+    from imagine.bench.grpo_bench import ROOT, WORKLOADS, trl_attention
+    from imagine.config import load_config
+    from imagine.train.config import GRPOConfig
+
+    path = ROOT / WORKLOADS["letters"].config
+    assert trl_attention(load_config(GRPOConfig, path, ["model.attn_implementation=eager"])) == "eager"
+    assert trl_attention(load_config(GRPOConfig, path, ["model.attn_implementation=auto"])) == "sdpa"  # on CPU
+    assert WORKLOADS["letters"].runs["trl-bf16-eager"].attn == "eager" and not WORKLOADS["letters"].runs["trl"].attn
+
+
+def test_zero_rounds_or_too_few_steps_are_refused_before_anything_runs(tmp_path, capsys):
+    import pytest
+
+    for bad in (["--rounds", "0"], ["--steps", "3"]):
+        with pytest.raises(SystemExit) as exc:
+            main([*bad, "--out", str(tmp_path)])
+        assert exc.value.code == 2
+    assert "--rounds must be at least 1" in capsys.readouterr().err and not (tmp_path / "grpo.md").exists()
