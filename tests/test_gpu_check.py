@@ -5,6 +5,7 @@ without a GPU, that a check's failure or hang becomes a row of the table instead
 and that any failed check makes the exit status non-zero.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from imagine.bench import gpu_check
+from tests.helpers import INTERPRETER_LOOPS_REASON, interpreter_loops_break
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,3 +137,34 @@ def test_a_budget_reports_the_checks_that_no_longer_fit_as_not_run_and_the_repor
     assert "NOT RUN: grpo_fast" in out and "| grpo_fast |" in out and "all checks passed" not in out
     text = report.read_text()
     assert "| logprob | numbers | ok |" in text and "NOT RUN: grpo_fast" in text and "torch " in text
+
+
+@pytest.mark.slow
+def test_the_sft_check_trains_and_reads_its_metrics_on_a_cpu_sized_model(tmp_path):
+    """The check's own plumbing (data, config, train.py, metrics), at CPU scale: on a GPU only the model
+    size, the device and the precision change."""
+    model = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "head_dim": 16, "tie_word_embeddings": True}
+    result = gpu_check.check_sft(tmp_path, model=model, steps=4, device="cpu", precision="fp32",
+                                 tokens_per_micro_batch=2048)
+    assert result["ok"], result["detail"]
+    what, numbers, verdict = result["rows"][0]
+    assert "attention sdpa" in what and numbers.startswith("4 steps, loss ") and verdict == "ok"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(interpreter_loops_break(), reason=INTERPRETER_LOOPS_REASON)
+def test_the_logprob_check_compares_both_backends_with_naive_at_interpreter_scale(tmp_path):
+    script = ("import json, pathlib; from imagine.bench import gpu_check; "
+              f"r = gpu_check.check_logprob(pathlib.Path({str(tmp_path)!r}), tokens=(40,), hidden_size=32, "
+              "vocab=96, device='cpu'); print(json.dumps(r))")
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    names = [row[0] for row in result["rows"]]
+    assert names == ["logprob naive N=40", "logprob torch N=40", "logprob triton N=40"]
+    # memory is not measured on CPU, so only correctness can decide here
+    assert all(row[2].startswith("ok") or "memory MISSED" in row[2] for row in result["rows"][1:]), result["rows"]
+    assert all("WRONG" not in row[2] for row in result["rows"])

@@ -18,6 +18,7 @@ import torch
 from kernels import clipped_policy_objective_reference, fused_linear_logprob, logprob_reference
 from kernels.common import IGNORE_INDEX, K3_LOG_RATIO_BOUND
 from kernels.dispatch import triton_importable, triton_interpreter_enabled
+from tests.helpers import INTERPRETER_LOOPS_REASON, interpreter_loops_break
 from tests.kernels.tolerances import TOL, relative_error
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
@@ -27,24 +28,8 @@ torch.set_num_threads(1)
 needs_triton_runtime = pytest.mark.skipif(not CAN_RUN_TRITON, reason="runs in the TRITON_INTERPRET=1 child")
 
 
-def _interpreter_loops_break() -> bool:
-    """Triton before 3.8 interprets a loop bound passed at run time (``range(0, vocab, BLOCK_V)``) with
-    ``int()`` of a one-element array, which numpy 2.4 refuses. Compiled kernels on a GPU are not affected;
-    torch 2.11 pins Triton 3.6, so the pair is common."""
-    if not triton_importable():
-        return False
-    import numpy
-    import triton
-
-    def version(module):
-        return tuple(int(x) for x in module.__version__.split(".")[:2])
-
-    return version(triton) < (3, 8) and version(numpy) >= (2, 4)
-
-
 @pytest.mark.skipif(CAN_RUN_TRITON, reason="Triton runs in this process")
-@pytest.mark.skipif(_interpreter_loops_break(), reason="Triton < 3.8's interpreter with numpy >= 2.4 cannot run "
-                    "loops over run-time bounds (fixed in Triton 3.8); the GPU check runs these kernels compiled")
+@pytest.mark.skipif(interpreter_loops_break(), reason=INTERPRETER_LOOPS_REASON)
 def test_triton_kernels_in_interpreter_subprocess():
     repo_root = Path(__file__).resolve().parents[2]
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
