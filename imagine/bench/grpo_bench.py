@@ -239,8 +239,8 @@ def settings_text(s: dict) -> str:
             f"step x G={s['group_size']}, T={s['temperature']:g}, top-p {s['top_p']:g}, at most {s['max_tokens']} "
             f"new tokens, overlong completions: {s['overlong']}, loss `{s['loss']}`, lr {s['lr']:g}, KL coefficient "
             f"{s['kl_coef']:g}; attention `{s['attention']}`, shared prompts {'on' if s['share_prompts'] else 'off'}, "
-            f"{s['micro_batch_size']} rows a forward, KV cache {s['kv_cache_gib']} GiB. Prompts: {p['prompts']}, "
-            f"{p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
+            f"{s['micro_batch_size']} rows a forward, KV cache {s['kv_cache_gib']} GiB. "
+            f"The task's {p['prompts']:,} prompts: {p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
 
 
 def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *extra: str, name: str) -> dict:

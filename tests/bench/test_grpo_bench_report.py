@@ -129,7 +129,7 @@ def test_a_sections_settings_are_read_from_its_config_as_run_and_shown_with_its_
     assert got["group_size"] == 6 and got["temperature"] == 0.7 and got["attention"] == "sdpa"
     assert got["prompt_tokens"]["prompts"] == 3 and 0 < got["prompt_tokens"]["min"] <= got["prompt_tokens"]["max"]
     text = report(letters({"imagine-vllm": run(4.0, 2.0, 2.0), "trl": run(8.0, 4.0, 4.0)}, settings=got))
-    assert "x G=6, T=0.7," in text and "Prompts: 3," in text and "`configs/grpo/tiny_cpu.yaml`" in text
+    assert "x G=6, T=0.7," in text and "The task's 3 prompts:" in text and "`configs/grpo/tiny_cpu.yaml`" in text
     assert "Settings as run" not in report(letters({"imagine-vllm": run(4.0, 2.0, 2.0)}))  # older rounds: none
 
 
