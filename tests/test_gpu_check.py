@@ -92,7 +92,7 @@ def test_the_opt_in_check_runs_when_named(monkeypatch, capsys):
 
 
 def test_without_vllm_the_vllm_check_is_reported_as_not_run_not_as_passed(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(gpu_check.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(gpu_check, "vllm_importable", lambda: False)
     result = gpu_check.check_vllm(tmp_path)
     assert result["skipped"] and result["rows"][0][2] == "SKIPPED"
 
@@ -101,7 +101,10 @@ def test_without_vllm_the_vllm_check_is_reported_as_not_run_not_as_passed(monkey
                         if name == "vllm" else gpu_check._result(True, [[name, "numbers", "ok"]]))
     assert gpu_check.main(["--checks", "logprob", "vllm", "--work", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "NOT RUN: vllm" in out and "all checks passed" not in out
+    assert "gpu-check: vllm NOT RUN" in out and "NOT RUN: vllm" in out and "all checks passed" not in out
+    # a run that proved nothing does not exit 0
+    assert gpu_check.main(["--checks", "vllm", "--work", str(tmp_path)]) == 1
+    assert "nothing ran; NOT RUN: vllm" in capsys.readouterr().out
 
 
 @pytest.mark.slow
@@ -111,32 +114,75 @@ def test_the_grpo_check_needs_nothing_but_the_repository(monkeypatch, tmp_path):
     monkeypatch.setattr(gpu_check, "vllm_importable", lambda: False)
     monkeypatch.setattr(gpu_check, "GRPO_COMMAND", [a if a != "train.device=cuda" else "train.device=cpu"
                                                     for a in gpu_check.GRPO_COMMAND])
-    monkeypatch.setattr(gpu_check, "ROOT", ROOT)
     result = gpu_check.check_grpo(tmp_path)
     assert result["ok"], result["detail"]
     what, numbers, verdict = result["rows"][0]
     assert "TorchEngine" in what and verdict == "ok"
     assert f"{gpu_check.GRPO_STEPS} steps" in numbers and "mismatch mean" in numbers
-    assert not any("runs/" in arg or "shared" in arg for arg in gpu_check.GRPO_COMMAND)
+    # what the run loaded: the model, the outputs and the task all inside the scratch directory
+    from imagine.config import load_config
+    from imagine.train.config import GRPOConfig
+
+    cfg = load_config(GRPOConfig, ROOT / "configs/grpo/tiny_cpu.yaml",
+                      [*gpu_check.GRPO_COMMAND[4:], f"model.path={tmp_path / 'model'}", f"out_dir={tmp_path / 'run'}"])
+    assert cfg.task.name == "letters" and cfg.task.options == {}
+    assert (tmp_path / "model" / "config.json").exists() and (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+def test_a_grpo_run_whose_engine_disagrees_with_the_trainer_fails_the_check(tmp_path):
+    """Weight sync and the engine's log-probs are what a GPU run of GRPO is there to prove."""
+    (tmp_path / "metrics.jsonl").write_text("".join(
+        json.dumps({"reward": 0.1, "loss": 0.5, "logp_mismatch_mean": mean, "logp_mismatch_max": 1.0,
+                    "seconds": 2.0}) + "\n" for mean in (0.2, 0.3, 0.25)))
+    result = gpu_check._train_run("grpo", [str(ROOT / "train.py"), "--help"], tmp_path,
+                                  gpu_check.MISMATCH_BARS["fp32"])
+    assert result["ok"] is False and result["rows"][0][2] == "engine MISMATCH"
+    assert gpu_check._train_run("grpo", [str(ROOT / "train.py"), "--help"], tmp_path, 0.5)["ok"] is True
+
+
+def test_the_kernels_check_fails_when_the_triton_tests_were_skipped():
+    passed = "....\n75 passed, 1 skipped in 13.61s"
+    launcher = "SKIPPED [1] tests/kernels/test_triton_interpreter.py:31: Triton runs in this process\n"
+    assert gpu_check.kernels_result(0, launcher + passed, "", "NVIDIA H200")["ok"] is True
+    skipped = "SKIPPED [6] tests/kernels/test_triton_interpreter.py:53: runs in the TRITON_INTERPRET=1 child\n"
+    result = gpu_check.kernels_result(0, skipped + passed, "", "NVIDIA H200")
+    assert result["ok"] is False and result["rows"][0][2] == "Triton tests SKIPPED"
+    result = gpu_check.kernels_result(1, "1 failed, 74 passed in 9s", "warning: late stderr", "NVIDIA H200")
+    assert result["ok"] is False and result["rows"][0][1] == "1 failed, 74 passed in 9s"
+    assert gpu_check.kernels_result(0, launcher + passed, "", "no GPU")["ok"] is False
 
 
 def test_a_budget_reports_the_checks_that_no_longer_fit_as_not_run_and_the_report_keeps_the_table(
         monkeypatch, capsys, tmp_path):
     """One device call can then queue the opt-in checks behind the default ones without outliving it."""
+    clock = [0.0]
     ran = []
+
+    def child(name, work, limit):
+        ran.append(name)
+        clock[0] += 135.0 if name == "logprob" else 10.0  # the time each check takes
+        return gpu_check._result(True, [[name, "numbers", "ok"]])
+
     monkeypatch.setattr(gpu_check, "gpu_available", lambda: True)
-    monkeypatch.setattr(gpu_check, "run_child", lambda name, work, limit: ran.append(name) or
-                        gpu_check._result(True, [[name, "numbers", "ok"]]))
-    budget = gpu_check.CHECK_LIMITS["logprob"] + gpu_check.CHECK_LIMITS["grpo"] + 5
+    monkeypatch.setattr(gpu_check, "run_child", child)
+    monkeypatch.setattr(gpu_check.time, "perf_counter", lambda: clock[0])
     report = tmp_path / "out" / "gpu_check.md"
-    argv = ["--checks", "logprob", "grpo_fast", "grpo", "--budget", str(budget), "--work", str(tmp_path / "w"),
-            "--report", str(report)]
+    # 300 s: logprob (limit 150) runs and takes 135; grpo_fast's 240 > 165 left; grpo's 80 fits and takes 10;
+    # grpo_shared's 80 fits the 155 left; kernels' 150 no longer fits the 145 left after it.
+    argv = ["--checks", "logprob", "grpo_fast", "grpo", "grpo_shared", "kernels", "--budget", "300",
+            "--work", str(tmp_path / "w"), "--report", str(report)]
     assert gpu_check.main(argv) == 0
-    assert ran == ["logprob", "grpo"]  # grpo_fast's 240 s did not fit; the shorter grpo after it did
+    assert ran == ["logprob", "grpo", "grpo_shared"]
     out = capsys.readouterr().out
-    assert "NOT RUN: grpo_fast" in out and "| grpo_fast |" in out and "all checks passed" not in out
+    assert "NOT RUN: grpo_fast, kernels" in out and "| grpo_fast |" in out and "all checks passed" not in out
     text = report.read_text()
     assert "| logprob | numbers | ok |" in text and "NOT RUN: grpo_fast" in text and "torch " in text
+
+
+def test_without_a_gpu_the_report_says_nothing_ran(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_check, "gpu_available", lambda: False)
+    assert gpu_check.main(["--report", str(tmp_path / "r.md")]) == 0
+    assert "nothing was run" in (tmp_path / "r.md").read_text()
 
 
 @pytest.mark.slow

@@ -3,8 +3,9 @@
 Two workloads, each a side-by-side comparison of its own (``--workloads``):
 
 - ``travelplanner``: the demo's GRPO stage (``configs/grpo/demo.yaml``, one process) from the demo's
-  SFT checkpoint, on its queries and world: the job this project exists for. Prompts of 277-474
-  tokens (360 on average), G=8 completions of about 200 sharing each, the paper's reward. It needs
+  SFT checkpoint, on its queries and world: the job this project exists for. Prompts of a few hundred
+  tokens (the section's settings line gives the range), G=8 completions of about 200 sharing each,
+  the paper's reward. It needs
   ``make demo``'s outputs (``--demo-dir``); without them the section says so and the other still runs.
 - ``letters``: a randomly initialised Qwen3-architecture model with a byte-level BPE trained on the
   prompts; the letters toy task (reward = share of one letter), 8 prompts x G=8 completions of at
@@ -195,7 +196,8 @@ WORKLOADS = {
         "it but on one process, and the paper's reward; TRL filters overlong completions with "
         "`mask_truncated_completions`. imagine packs each prompt once per micro-batch (`train.share_prompts`) and "
         "vLLM caches it across its G samples; TRL and TorchEngine process it once per completion. imagine's KV "
-        "cache is sized to the step."),
+        "cache is sized to the step. `imagine-vllm-compiled` compiles vLLM's model (`rollout.enforce_eager=false`); "
+        f"`imagine-torch` samples with TorchEngine, {STEP_ROWS} rows a batch."),
     "letters": Workload(
         "Letters: short prompts, random weights", "configs/grpo/tiny_cpu.yaml", letters_setup, LETTERS_RUNS,
         f"Model: Qwen3 architecture {MODEL['num_hidden_layers']} layers x {MODEL['hidden_size']}, random init; "
@@ -235,11 +237,13 @@ def run_settings(config: str, shared: tuple[str, ...]) -> dict:
 
 def settings_text(s: dict) -> str:
     p = s["prompt_tokens"]
-    return (f"Settings as run (`{s['config']}` plus the section's overrides): {s['prompts_per_step']} prompts a "
+    kv = "sized by vLLM" if s["kv_cache_gib"] is None else f"{s['kv_cache_gib']} GiB"
+    return (f"Settings as run (`{s['config']}` plus the section's overrides; a row's own overrides are in its "
+            f"description above): {s['prompts_per_step']} prompts a "
             f"step x G={s['group_size']}, T={s['temperature']:g}, top-p {s['top_p']:g}, at most {s['max_tokens']} "
             f"new tokens, overlong completions: {s['overlong']}, loss `{s['loss']}`, lr {s['lr']:g}, KL coefficient "
             f"{s['kl_coef']:g}; attention `{s['attention']}`, shared prompts {'on' if s['share_prompts'] else 'off'}, "
-            f"{s['micro_batch_size']} rows a forward, KV cache {s['kv_cache_gib']} GiB. "
+            f"{s['micro_batch_size']} rows a forward, KV cache {kv}. "
             f"The task's {p['prompts']:,} prompts: {p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
 
 
