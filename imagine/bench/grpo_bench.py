@@ -243,8 +243,8 @@ def settings_text(s: dict) -> str:
             f"step x G={s['group_size']}, T={s['temperature']:g}, top-p {s['top_p']:g}, at most {s['max_tokens']} "
             f"new tokens, overlong completions: {s['overlong']}, loss `{s['loss']}`, lr {s['lr']:g}, KL coefficient "
             f"{s['kl_coef']:g}; attention `{s['attention']}`, shared prompts {'on' if s['share_prompts'] else 'off'}, "
-            f"{s['micro_batch_size']} rows a forward, KV cache {kv}. "
-            f"The task's {p['prompts']:,} prompts: {p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
+            f"{s['micro_batch_size']} rows a forward, KV cache {kv}. The task's {p['prompts']:,} prompts: "
+            f"{p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
 
 
 def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *extra: str, name: str) -> dict:
@@ -276,11 +276,10 @@ def trl_settings(cfg) -> dict:
             or r.async_steps:
         raise ValueError("the TRL baseline covers one on-policy update a step, without dynamic sampling, and "
                          "overlong 'keep' or 'filter' only")
-    group = cfg.rollout.group_size
-    return {"per_device_train_batch_size": cfg.rollout.prompts_per_step * group, "num_generations": group,
-            "max_completion_length": cfg.rollout.max_tokens, "temperature": cfg.rollout.temperature,
-            "top_p": cfg.rollout.top_p, "beta": cfg.loss.kl_coef, "learning_rate": cfg.train.lr,
-            "seed": cfg.train.seed, "mask_truncated_completions": cfg.rollout.overlong == "filter"}
+    return {"per_device_train_batch_size": r.prompts_per_step * r.group_size, "num_generations": r.group_size,
+            "max_completion_length": r.max_tokens, "temperature": r.temperature, "top_p": r.top_p,
+            "beta": cfg.loss.kl_coef, "learning_rate": cfg.train.lr, "seed": cfg.train.seed,
+            "mask_truncated_completions": r.overlong == "filter"}
 
 
 def trl_attention(cfg) -> str:
