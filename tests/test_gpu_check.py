@@ -129,6 +129,20 @@ def test_the_grpo_check_needs_nothing_but_the_repository(monkeypatch, tmp_path):
     assert (tmp_path / "model" / "config.json").exists() and (tmp_path / "run" / "metrics.jsonl").exists()
 
 
+@pytest.mark.parametrize("check, precision", [("grpo", "fp32"), ("grpo_fast", "bf16"), ("grpo_shared", "bf16")])
+def test_each_grpo_check_runs_in_the_precision_its_mismatch_bar_is_for(monkeypatch, tmp_path, check, precision):
+    """The bar must follow the precision the update ran in; "auto" would be bf16 on CUDA."""
+    import imagine.bench.grpo_bench as grpo_bench
+
+    calls = []
+    monkeypatch.setattr(grpo_bench, "build_letters_model", lambda work: work / "model")
+    monkeypatch.setattr(gpu_check, "_train_run", lambda what, command, out_dir, bar: calls.append((command, bar)))
+    gpu_check.CHECKS[check](tmp_path)
+    (command, bar), = calls
+    assert [a for a in command if a.startswith("train.precision=")] == [f"train.precision={precision}"]
+    assert bar == gpu_check.MISMATCH_BARS[precision]
+
+
 def test_a_grpo_run_whose_engine_disagrees_with_the_trainer_fails_the_check(tmp_path):
     """Weight sync and the engine's log-probs are what a GPU run of GRPO is there to prove."""
     (tmp_path / "metrics.jsonl").write_text("".join(

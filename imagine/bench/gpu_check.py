@@ -92,9 +92,9 @@ SFT_STEPS = 8
 GRPO_STEPS = 3
 GRPO_COMMAND = ["train.py", "grpo", "--config", "configs/grpo/tiny_cpu.yaml", "task.name=letters", "task.options={}",
                 "train.device=cuda", f"train.max_steps={GRPO_STEPS}", "checkpoint.every=0"]
-GRPO_FAST = ["train.precision=bf16", "train.compile=true"]
+GRPO_FAST = ["train.compile=true"]
 GRPO_FAST_VLLM = ["rollout.enforce_eager=false", "rollout.sleep_between_steps=true"]
-GRPO_SHARED = ["train.precision=bf16", "train.share_prompts=true", "model.attn_implementation=sdpa"]
+GRPO_SHARED = ["train.share_prompts=true", "model.attn_implementation=sdpa"]
 
 
 # Mean |trainer - engine| log-prob of a step's sampled tokens, on-policy: the weights are equal, so only
@@ -391,8 +391,12 @@ def _train_run(what: str, command: list[str], out_dir: Path, bar: float) -> dict
     return _result(ok, [[what, numbers, verdict]], "" if ok else output[-2000:])
 
 
-def _grpo(work: Path, what: str, extra: list[str], vllm_extra: tuple[str, ...] = ()) -> dict:
-    """A letters run from a model built here: the check needs neither `runs/` nor ../shared."""
+def _grpo(work: Path, what: str, extra: list[str], vllm_extra: tuple[str, ...] = (),
+          precision: str = "fp32") -> dict:
+    """A letters run from a model built here: the check needs neither `runs/` nor ../shared.
+
+    The precision is passed to the run, not left to the config, so the mismatch bar it picks is the
+    one for the precision the update really ran in."""
     from imagine.bench.grpo_bench import build_letters_model
 
     model = build_letters_model(work)
@@ -400,8 +404,9 @@ def _grpo(work: Path, what: str, extra: list[str], vllm_extra: tuple[str, ...] =
     extra = [*extra, *(vllm_extra if engine == "vllm" else ())]
     what += ", vLLM" if engine == "vllm" else ", TorchEngine (vLLM not installed)"
     out_dir = work / "run"
-    command = [*GRPO_COMMAND, f"out_dir={out_dir}", f"model.path={model}", f"rollout.engine={engine}", *extra]
-    return _train_run(what, command, out_dir, MISMATCH_BARS["bf16" if "train.precision=bf16" in extra else "fp32"])
+    command = [*GRPO_COMMAND, f"out_dir={out_dir}", f"model.path={model}", f"rollout.engine={engine}",
+               f"train.precision={precision}", *extra]
+    return _train_run(what, command, out_dir, MISMATCH_BARS[precision])
 
 
 def check_grpo(work: Path) -> dict:
@@ -410,11 +415,11 @@ def check_grpo(work: Path) -> dict:
 
 def check_grpo_fast(work: Path) -> dict:
     return _grpo(work, "grpo tiny on cuda: bf16, compiled" + (", CUDA graphs, sleep" if vllm_importable() else ""),
-                 GRPO_FAST, tuple(GRPO_FAST_VLLM))
+                 GRPO_FAST, tuple(GRPO_FAST_VLLM), precision="bf16")
 
 
 def check_grpo_shared(work: Path) -> dict:
-    return _grpo(work, "grpo tiny on cuda: bf16, shared prompts", GRPO_SHARED)
+    return _grpo(work, "grpo tiny on cuda: bf16, shared prompts", GRPO_SHARED, precision="bf16")
 
 
 CHECKS = {"logprob": check_logprob, "kernels": check_kernels, "sft": check_sft, "vllm": check_vllm,
