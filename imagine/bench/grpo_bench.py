@@ -201,9 +201,8 @@ WORKLOADS = {
     "letters": Workload(
         "Letters: short prompts, random weights", "configs/grpo/tiny_cpu.yaml", letters_setup, LETTERS_RUNS,
         f"Model: Qwen3 architecture {MODEL['num_hidden_layers']} layers x {MODEL['hidden_size']}, random init; "
-        f"letters task, {PROMPTS} prompts x G={G}, at most {MAX_TOKENS} new tokens, no KL. imagine's KV cache is "
-        f"sized to the step (`rollout.kv_cache_gib={KV_CACHE_GIB}`) and its update takes {MICRO_BATCH} rows per "
-        "forward. In the `-async` rows the rollout runs in a background thread during the previous update and "
+        "the letters task; the settings line below gives G, lengths, KL, rows a forward and the KV cache, which is "
+        "sized to the step. In the `-async` rows the rollout runs in a background thread during the previous update and "
         "*waited* is how long the step then waited for it. imagine's compiled rows compile vLLM's model "
         "(`rollout.enforce_eager=false`) and the update's decoder layers (`train.compile=true`), with eager "
         "attention (`model.attn_implementation=eager`); `trl-bf16-eager` is TRL with the same attention."),
