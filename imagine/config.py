@@ -8,6 +8,7 @@ dotted key (and the file) instead of a silently ignored setting.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -133,8 +134,19 @@ def _build(cls: type[T], data: dict, prefix: str, source: str) -> T:
         except ConfigError:
             raise
         except ValueError as exc:
-            raise ConfigError(f"{prefix or cls.__name__}: {exc}" + (f" in {source}" if source else "")) from exc
+            raise ConfigError(_validation_message(str(exc), fields, prefix, cls.__name__)
+                              + (f" in {source}" if source else "")) from exc
     return obj
+
+
+def _validation_message(message: str, fields: dict, prefix: str, class_name: str) -> str:
+    """A ``validate()`` message that opens with one of its fields ("name: ...", "lr must ...") names
+    the full dotted key instead ("loss.name: ...", "optim.lr must ..."), so the error points at the
+    line to change; any other message is prefixed with its section."""
+    head = re.match(r"[A-Za-z_]\w*(?=[\s:=,]|$)", message)
+    if head and head.group() in fields:
+        return f"{prefix}.{message}" if prefix else message
+    return f"{prefix or class_name}: {message}"
 
 
 def to_dict(cfg: Any) -> dict:

@@ -16,6 +16,12 @@ class Optim:
     lr: float = 1e-5
     betas: list[float] = field(default_factory=lambda: [0.9, 0.95])
 
+    def validate(self):
+        if self.lr <= 0:
+            raise ValueError(f"lr: must be positive, got {self.lr}")
+        if len(self.betas) != 2:
+            raise ValueError("two betas are needed")
+
 
 @dataclass
 class Cfg:
@@ -43,6 +49,8 @@ def test_yaml_and_overrides(tmp_path):
     ("steps=ten", "config key 'steps'"),
     ("mode=ppo", "config key 'mode'"),
     ("steps=0", "steps must be positive"),
+    ("optim.lr=0", r"^optim\.lr: must be positive, got 0\.0 in overrides$"),  # the full dotted key
+    ("optim.betas=[0.9]", r"^optim: two betas are needed in overrides$"),  # no field named: the section
     ("nokey", "not of the form key=value"),
 ])
 def test_bad_overrides_name_the_key(override, message):

@@ -40,8 +40,12 @@ class RoleConfig:
     def validate(self) -> None:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url")
-        if self.max_retries < 0 or self.timeout_s <= 0 or self.concurrency < 1:
-            raise ValueError("max_retries must be >= 0, timeout_s > 0 and concurrency >= 1")
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0, got {self.timeout_s}")
+        if self.concurrency < 1:
+            raise ValueError(f"concurrency must be >= 1, got {self.concurrency}")
 
 
 @dataclass

@@ -177,8 +177,9 @@ class RolloutConfig:
     overlong_penalty: float = -1.0  # added to the reward with overlong=penalize
 
     def validate(self) -> None:
-        if self.group_size < 1 or self.prompts_per_step < 1 or self.max_tokens < 1:
-            raise ValueError("group_size, prompts_per_step and max_tokens must be positive")
+        for name in ("group_size", "prompts_per_step", "max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.top_p != 1.0:
             raise ValueError("top_p must be 1: the engines report log-probs of the untruncated distribution, "
                              "which the importance weights need")
@@ -211,8 +212,9 @@ class GRPOStepConfig(StepConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.epochs < 1 or self.mini_batches < 1 or self.micro_batch_size < 1:
-            raise ValueError("epochs, mini_batches and micro_batch_size must be positive")
+        for name in ("epochs", "mini_batches", "micro_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass

@@ -117,10 +117,12 @@ def test_variant_defaults_and_explicit_settings():
 
 
 @pytest.mark.parametrize("override, words", [
-    ("loss.name=ppo_typo", ["loss", "name", "ppo_typo", "grpo"]),
+    ("loss.name=ppo_typo", ["loss.name: ", "ppo_typo", "grpo"]),
     ("rollout.group_size=1", ["rollout.group_size=1", "advantage.normalize_std"]),
-    ("loss.aggregation=mean", ["loss", "aggregation"]),
-    ("rollout.kv_cache_gib=0", ["rollout", "kv_cache_gib"]),
+    ("loss.aggregation=mean", ["loss.aggregation: "]),
+    ("rollout.kv_cache_gib=0", ["rollout.kv_cache_gib must be positive"]),
+    ("rollout.max_tokens=0", ["rollout.max_tokens must be positive, got 0"]),
+    ("train.micro_batch_size=0", ["train.micro_batch_size must be positive, got 0"]),
     ("train.share_prompts=true model.attn_implementation=flash_attention_2",
      ["train.share_prompts", "model.attn_implementation=flash_attention_2"]),
 ])
