@@ -137,7 +137,7 @@ def test_async_run_killed_and_resumed_reproduces_the_uninterrupted_one(tmp_path,
 
 
 @pytest.mark.parametrize("extra, nproc, message", [
-    (["rollout.async_steps=2"], 1, "rollout: async_steps"),
+    (["rollout.async_steps=2"], 1, "rollout.async_steps must be 0 (on-policy) or 1"),
     (["rollout.async_steps=1", "rollout.sleep_between_steps=true"], 1, "sleep_between_steps"),
     (["rollout.async_steps=1", "loss.is_cap=null"], 1, "loss.is_cap=null"),
     (["rollout.async_steps=1", "rollout.engine=torch"], 2, "rollout.async_steps=1 runs in one process"),
