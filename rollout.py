@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompt-version", default="v1")
     ap.add_argument("--max-model-len", type=int, default=None,
                     help="vLLM context length (default: the model's max_position_embeddings)")
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                    help="the engine's weights; auto: vLLM's choice (bf16 for an fp32 checkpoint), float32 for "
+                         "TorchEngine. On CPUs without native bf16, float32 samples about twice as fast with vLLM")
     ap.add_argument("--json", default=None, help="write the official metrics of the first sample per query here")
     args = ap.parse_args(argv)
 
@@ -47,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     engine_kw = {}
     if args.engine == "vllm":
         engine_kw["max_model_len"] = args.max_model_len or max_positions(args.model)
-    engine = make_engine(args.engine, args.model, **engine_kw)
+    engine = make_engine(args.engine, args.model, dtype=args.dtype, **engine_kw)
     tok = engine.tokenizer
     messages = [student_messages(q, db, style=args.reference_style, prompt_version=args.prompt_version)
                 for q in queries]

@@ -98,7 +98,7 @@ GRPO_SHARED = ["train.share_prompts=true", "model.attn_implementation=sdpa"]
 
 
 # Mean |trainer - engine| log-prob of a step's sampled tokens, on-policy: the weights are equal, so only
-# kernels differ (fp32 both sides), or the update's bf16 against the engine's fp32 checkpoint.
+# kernels differ: fp32 or bf16 on both sides, since the engine follows the update (rollout.dtype=auto).
 MISMATCH_BARS = {"fp32": 1e-2, "bf16": 1e-1}
 
 

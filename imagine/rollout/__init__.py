@@ -30,16 +30,21 @@ def max_positions(model_dir: str) -> int:
     return int(cfg.get("max_position_embeddings", 4096))
 
 
-def make_engine(kind: str, model_dir: str, **kw) -> RolloutEngine:
-    """An engine over a Hugging Face model directory (``vllm`` or ``torch``)."""
+def make_engine(kind: str, model_dir: str, *, dtype: str = "auto", **kw) -> RolloutEngine:
+    """An engine over a Hugging Face model directory (``vllm`` or ``torch``).
+
+    ``dtype`` names the engine's weights (``float32``, ``bfloat16``, ``float16``). ``auto`` is vLLM's
+    own choice for vLLM, which downcasts fp32 checkpoints to bf16, and float32 for TorchEngine.
+    """
     if kind == "vllm":
         from imagine.rollout.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model_dir, **kw)
+        return VLLMEngine(model_dir, dtype=dtype, **kw)
     if kind == "torch":
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(
+            model_dir, dtype=torch.float32 if dtype == "auto" else getattr(torch, dtype))
         return TorchEngine(model, AutoTokenizer.from_pretrained(model_dir), **kw)
     raise ValueError(f"unknown engine {kind!r} (vllm | torch)")

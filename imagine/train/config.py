@@ -163,6 +163,10 @@ class RolloutConfig:
     enforce_eager: bool = True  # vLLM; false compiles the model (CUDA graphs on GPUs): ~10 s more start-up, 1.17x sampling on CPU (bench)
     kv_cache_gib: float | None = None  # vLLM's KV cache, fixed; None: sized by the above (CUDA) or 1 GiB (CPU)
     sleep_between_steps: bool = False  # colocated on a GPU: free vLLM's memory during the update
+    # The engine's weights and compute. auto: the update's precision (fp32 -> float32, bf16 -> bfloat16),
+    # so the two sides differ only by kernels. vLLM's own "auto" would sample an fp32 checkpoint in
+    # bf16 on CPU, which on CPUs without native bf16 (AVX2) halves its tokens/s.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # TorchEngine rows per forward. More is faster while memory allows: 64 rows sampled 1.65x the tokens/s
     # of 16 for bench-grpo's 64 short sequences on CPU. 16 keeps the KV cache small for long prompts.
     torch_batch_size: int = 16

@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 from imagine.config import ConfigError, load_config, to_dict
-from imagine.rollout import Rollout, SamplingConfig, make_engine, pad_token_id
+from imagine.rollout import Rollout, SamplingConfig, make_engine, max_positions, pad_token_id
 from imagine.train import dist as D
 from imagine.train import setup as S
 from imagine.train.checkpoint import export_hf
@@ -337,14 +337,25 @@ def finished(value) -> Future:
     return future
 
 
+def engine_dtype(cfg: GRPOConfig, info: D.DistInfo) -> str:
+    """``rollout.dtype``, with ``auto`` resolved to the update's precision."""
+    if cfg.rollout.dtype != "auto":
+        return cfg.rollout.dtype
+    return "bfloat16" if S.resolve_precision(cfg.train, info) == "bf16" else "float32"
+
+
 def build_engine(cfg: GRPOConfig, info: D.DistInfo):
     rc = cfg.rollout
+    dtype = engine_dtype(cfg, info)
     if rc.engine == "vllm":
-        return make_engine("vllm", cfg.model.path, max_model_len=rc.max_model_len, seed=cfg.train.seed,
-                           gpu_memory_utilization=rc.gpu_memory_utilization,
+        if rc.max_model_len > (limit := max_positions(cfg.model.path)):
+            raise ConfigError(f"rollout.max_model_len: {rc.max_model_len} is longer than the model's context "
+                              f"({limit}, max_position_embeddings in {cfg.model.path}/config.json)")
+        return make_engine("vllm", cfg.model.path, dtype=dtype, max_model_len=rc.max_model_len,
+                           seed=cfg.train.seed, gpu_memory_utilization=rc.gpu_memory_utilization,
                            enable_sleep_mode=rc.sleep_between_steps, kv_cache_gib=rc.kv_cache_gib,
                            enforce_eager=rc.enforce_eager)
-    engine = make_engine("torch", cfg.model.path, batch_size=rc.torch_batch_size)
+    engine = make_engine("torch", cfg.model.path, dtype=dtype, batch_size=rc.torch_batch_size)
     engine.model.to(info.device)
     return engine
 

@@ -54,8 +54,9 @@ def test_two_process_grpo_raises_mean_reward(tmp_path, model_dir):
     # Measured: ~0.015 -> ~0.10. Each step averages 32 completions, so noise is a few thousandths.
     assert last > first + 0.03, rewards
     rec = metrics(out)[30]
-    # vLLM's CPU kernels vs the trainer's fused log-prob, fp32: measured ~1e-3 nat per token.
-    assert rec["rollouts"] == 32 and rec["logp_mismatch_mean"] < 1e-2
+    # The engine samples in the update's precision (rollout.dtype=auto), fp32 here, so only kernels
+    # differ: measured ~2.5e-7 nat per token with vLLM. Sampling in vLLM's default bf16 gave ~1e-3.
+    assert rec["rollouts"] == 32 and rec["logp_mismatch_mean"] < 1e-5
     for key in ("entropy", "clip_fraction", "is_weight_mean", "time/sync", "sample_tokens_per_s", "adv_std"):
         assert key in rec, key
 
@@ -106,11 +107,10 @@ def test_async_rollouts_learn_and_stay_one_update_behind(tmp_path, model_dir):
     rewards = [metrics(out)[s]["reward"] for s in range(1, 31)]
     assert sum(rewards[-5:]) / 5 > sum(rewards[:5]) / 5 + 0.03, rewards
     recs = metrics(out)
-    # Step 1 samples with the start weights either way (kernel-level mismatch, ~7e-4 measured); from
-    # step 2 on the trainer is one update ahead of the engine: 0.13 falling to 0.005 as the lr decays
-    # (on-policy, every step stays near 1e-3).
+    # Step 1 samples with the start weights either way (kernel-level mismatch, fp32 on both sides); from
+    # step 2 on the trainer is one update ahead of the engine: 0.13 falling to 0.005 as the lr decays.
     kernels = recs[1]["logp_mismatch_mean"]
-    assert kernels < 2e-3
+    assert kernels < 1e-5
     assert all(recs[s]["logp_mismatch_mean"] > 3 * kernels for s in range(2, 31))
     assert sum(recs[s]["logp_mismatch_mean"] for s in range(2, 31)) / 29 > 10 * kernels
 
@@ -172,3 +172,35 @@ def test_list_losses_prints_the_registry():
     assert proc.returncode == 0
     names = [line.split()[0] for line in proc.stdout.splitlines()]
     assert names == ["cispo", "dapo", "dr_grpo", "grpo", "gspo"]
+
+
+@pytest.mark.parametrize("precision, dtype, expected", [
+    ("fp32", "auto", "float32"), ("bf16", "auto", "bfloat16"), ("fp32", "bfloat16", "bfloat16"),
+    ("bf16", "float32", "float32")])
+def test_engine_samples_in_the_update_precision_unless_told_otherwise(monkeypatch, precision, dtype, expected):
+    """vLLM's own ``auto`` turns an fp32 checkpoint into a bf16 engine: the run must not inherit that."""
+    import torch
+
+    import imagine.rollout.vllm_engine as vllm_engine
+    from imagine.config import load_config
+    from imagine.train import grpo
+    from imagine.train.config import GRPOConfig
+    from imagine.train.dist import DistInfo
+
+    seen = {}
+    monkeypatch.setattr(vllm_engine, "VLLMEngine", lambda model_dir, **kw: seen.update(kw))
+    cfg = load_config(GRPOConfig, ROOT / "configs/grpo/tiny_cpu.yaml",
+                      ["model.path=m", f"train.precision={precision}", f"rollout.dtype={dtype}"])
+    grpo.build_engine(cfg, DistInfo(0, 1, 0, torch.device("cpu")))
+    assert seen["dtype"] == expected
+
+
+@pytest.mark.parametrize("extra, message", [
+    (("rollout.dtype=fp16",), "rollout.dtype"),
+    # checked before vLLM starts, whose own refusal is a page of pydantic
+    (("rollout.engine=vllm", "rollout.max_model_len=100000"), "rollout.max_model_len: 100000 is longer than")])
+def test_bad_engine_settings_exit_2_naming_the_key(tmp_path, model_dir, extra, message):
+    args = letters_args(tmp_path / "o", model_dir, *extra)
+    proc = subprocess.run(train_command("grpo", args, 1), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
