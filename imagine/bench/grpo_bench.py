@@ -230,6 +230,7 @@ def run_settings(config: str, shared: tuple[str, ...]) -> dict:
             "lr": cfg.train.lr, "kl_coef": cfg.loss.kl_coef, "loss": cfg.loss.name,
             "attention": cfg.model.attn_implementation, "share_prompts": cfg.train.share_prompts,
             "micro_batch_size": cfg.train.micro_batch_size, "kv_cache_gib": r.kv_cache_gib,
+            "engine_dtype": r.dtype,
             "prompt_tokens": {"min": min(lengths), "max": max(lengths), "mean": statistics.mean(lengths),
                               "prompts": len(lengths)}}
 
@@ -242,8 +243,34 @@ def settings_text(s: dict) -> str:
             f"step x G={s['group_size']}, T={s['temperature']:g}, top-p {s['top_p']:g}, at most {s['max_tokens']} "
             f"new tokens, overlong completions: {s['overlong']}, loss `{s['loss']}`, lr {s['lr']:g}, KL coefficient "
             f"{s['kl_coef']:g}; attention `{s['attention']}`, shared prompts {'on' if s['share_prompts'] else 'off'}, "
-            f"{s['micro_batch_size']} rows a forward, KV cache {kv}. The task's {p['prompts']:,} prompts: "
+            f"{s['micro_batch_size']} rows a forward, KV cache {kv}{engine_dtype_text(s)}. The task's {p['prompts']:,} prompts: "
             f"{p['min']}-{p['max']} tokens ({p['mean']:.0f} on average) with the chat template.")
+
+
+def engine_dtype_text(s: dict) -> str:
+    """Sections saved before ``rollout.dtype`` existed sampled with vLLM's default: bf16 for these fp32 models."""
+    if "engine_dtype" not in s:
+        return ", vLLM sampling in its default dtype (bf16 for these fp32 checkpoints; before `rollout.dtype`)"
+    d = s["engine_dtype"]
+    return ", engines sampling in the update's precision" if d == "auto" else f", engines sampling in {d}"
+
+
+def cpu_description() -> str:
+    """Which CPU: rows from machines with and without native bf16 are not comparable (bf16 is emulated on
+    AVX2 and runs several times slower than fp32 there)."""
+    model, flags = platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    except OSError:
+        pass
+    bf16 = "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no native bf16"
+    isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
+    return f"{model} ({os.cpu_count()} cores, {isa}, {bf16})" if flags else f"{model} ({os.cpu_count()} cores)"
 
 
 def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *extra: str, name: str) -> dict:
@@ -372,7 +399,7 @@ def fastest(runs: list[dict]) -> dict:
 def measure(workload: Workload, work: Path, demo_dir: Path, steps: int, rounds: int) -> dict:
     """Every row of one workload, ``rounds`` times, interleaved so a slow spell of the machine hits every
     row alike; or why the workload could not run."""
-    section = {"date": time.strftime("%Y-%m-%d"), "steps": steps}
+    section = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_description(), "steps": steps}
     try:
         shared = workload.setup(work, demo_dir)
     except Skipped as why:
@@ -478,7 +505,8 @@ def section_report(workload: Workload, section: dict) -> list[str]:
     lines = [f"## {workload.title}", ""]
     if "skipped" in section:
         return [*lines, f"Not run: {section['skipped']}."]
-    when = f"Ran on {section['date']}. " if section.get("date") else ""
+    where = f" on {section['cpu']}" if section.get("cpu") else " on a CPU the section did not record"
+    when = f"Ran on {section['date']}{where}. " if section.get("date") else ""
     rounds = section["rounds"]
     steps = section["steps"]
     r = {name: fastest(runs) for name, runs in rounds.items()}

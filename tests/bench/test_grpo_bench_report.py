@@ -131,6 +131,16 @@ def test_a_sections_settings_are_read_from_its_config_as_run_and_shown_with_its_
     text = report(letters({"imagine-vllm": run(4.0, 2.0, 2.0), "trl": run(8.0, 4.0, 4.0)}, settings=got))
     assert "x G=6, T=0.7," in text and "The task's 3 prompts:" in text and "`configs/grpo/tiny_cpu.yaml`" in text
     assert "Settings as run" not in report(letters({"imagine-vllm": run(4.0, 2.0, 2.0)}))  # older rounds: none
+    assert got["engine_dtype"] == "auto" and "engines sampling in the update's precision" in text
+    older = {k: v for k, v in got.items() if k != "engine_dtype"}  # saved before rollout.dtype existed
+    assert "bf16 for these fp32 checkpoints" in report(letters({"imagine-vllm": run(4.0, 2.0, 2.0)}, settings=older))
+
+
+def test_a_section_names_the_cpu_it_ran_on():
+    """bf16 is native on some CPUs and emulated on others: rows from two machines are not comparable."""
+    text = report(letters({"imagine-vllm": run(4.0, 2.0, 2.0)}, cpu="AMD EPYC (2 cores, AVX2, no native bf16)"))
+    assert "Ran on 2026-11-30 on AMD EPYC (2 cores, AVX2, no native bf16)." in text
+    assert "on a CPU the section did not record" in report(letters({"imagine-vllm": run(4.0, 2.0, 2.0)}))
 
 
 def test_trl_attention_follows_the_config_unless_a_row_names_one():
