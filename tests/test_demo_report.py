@@ -37,6 +37,8 @@ def test_report_keeps_the_contract_and_plots_what_it_has(tmp_path):
     results = write_report(tmp_path)
     on_disk = orjson.loads((tmp_path / "results.json").read_bytes())
     assert on_disk == results and results["heldout_queries"] == 3
+    import torch
+    assert results["environment"]["packages"]["torch"] == torch.__version__ and "cores" in results["environment"]["cpu"]
     assert list(results["models"]) == ["base", "sft", "grpo", "reasoner", "teacher"]
     assert results["ablation"]["grpo_no_reflection_bonus"]["Final Pass Rate"] == 0.55
     report = (tmp_path / "report.md").read_text()

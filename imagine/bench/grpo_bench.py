@@ -70,6 +70,7 @@ from pathlib import Path
 from typing import Literal
 
 from imagine.bench.common import status_kib, write_report
+from imagine.machine import cpu_description, package_versions
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = {"hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4, "num_attention_heads": 8,
@@ -255,24 +256,6 @@ def engine_dtype_text(s: dict) -> str:
     return ", engines sampling in the update's precision" if d == "auto" else f", engines sampling in {d}"
 
 
-def cpu_description() -> str:
-    """Which CPU: rows from machines with and without native bf16 are not comparable (bf16 is emulated on
-    AVX2 and runs several times slower than fp32 there)."""
-    model, flags = platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-    except OSError:
-        pass
-    bf16 = "native bf16" if flags & {"avx512_bf16", "amx_bf16"} else "no native bf16"
-    isa = "AVX-512" if "avx512f" in flags else ("AVX2" if "avx2" in flags else "no AVX2")
-    return f"{model} ({os.cpu_count()} cores, {isa}, {bf16})" if flags else f"{model} ({os.cpu_count()} cores)"
-
-
 def run_imagine(config: str, shared: tuple[str, ...], work: Path, steps: int, *extra: str, name: str) -> dict:
     out = work / name
     cmd = [sys.executable, str(ROOT / "train.py"), "grpo", "--config", str(ROOT / config), f"out_dir={out}",
@@ -399,7 +382,8 @@ def fastest(runs: list[dict]) -> dict:
 def measure(workload: Workload, work: Path, demo_dir: Path, steps: int, rounds: int) -> dict:
     """Every row of one workload, ``rounds`` times, interleaved so a slow spell of the machine hits every
     row alike; or why the workload could not run."""
-    section = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_description(), "steps": steps}
+    section = {"date": time.strftime("%Y-%m-%d"), "cpu": cpu_description(), "packages": package_versions(),
+               "steps": steps}
     try:
         shared = workload.setup(work, demo_dir)
     except Skipped as why:

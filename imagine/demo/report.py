@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from imagine.io import atomic_write_bytes, atomic_write_json, iter_jsonl, loads
+from imagine.machine import environment
 from imagine.tasks.travelplanner.evaluator.metrics import METRIC_NAMES
 
 MODELS = ("base", "sft", "grpo", "reasoner", "teacher")
@@ -29,7 +30,8 @@ def collect(out: Path) -> dict[str, Any]:
     eval_dir = out / "eval"
     models = {m: loads((eval_dir / f"{m}.json").read_bytes()) for m in MODELS if (eval_dir / f"{m}.json").exists()}
     n = sum(1 for _ in iter_jsonl(out / "heldout.jsonl"))
-    results: dict[str, Any] = {"heldout_queries": n, "models": models}
+    # where the run happened: its outcome moved with the machine and library releases (docs/demo.md)
+    results: dict[str, Any] = {"heldout_queries": n, "models": models, "environment": environment()}
     if (eval_dir / f"{ABLATION}.json").exists():
         results["ablation"] = {ABLATION: loads((eval_dir / f"{ABLATION}.json").read_bytes())}
     return results
