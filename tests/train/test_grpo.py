@@ -177,7 +177,8 @@ def test_list_losses_prints_the_registry():
 @pytest.mark.parametrize("precision, dtype, expected", [
     ("fp32", "auto", "float32"), ("bf16", "auto", "bfloat16"), ("fp32", "bfloat16", "bfloat16"),
     ("bf16", "float32", "float32")])
-def test_engine_samples_in_the_update_precision_unless_told_otherwise(monkeypatch, precision, dtype, expected):
+def test_engine_samples_in_the_update_precision_unless_told_otherwise(monkeypatch, model_dir, precision, dtype,
+                                                                    expected):
     """vLLM's own ``auto`` turns an fp32 checkpoint into a bf16 engine: the run must not inherit that."""
     import torch
 
@@ -190,7 +191,8 @@ def test_engine_samples_in_the_update_precision_unless_told_otherwise(monkeypatc
     seen = {}
     monkeypatch.setattr(vllm_engine, "VLLMEngine", lambda model_dir, **kw: seen.update(kw))
     cfg = load_config(GRPOConfig, ROOT / "configs/grpo/tiny_cpu.yaml",
-                      ["model.path=m", f"train.precision={precision}", f"rollout.dtype={dtype}"])
+                      [f"model.path={model_dir}", "rollout.max_model_len=256", f"train.precision={precision}",
+                       f"rollout.dtype={dtype}"])
     grpo.build_engine(cfg, DistInfo(0, 1, 0, torch.device("cpu")))
     assert seen["dtype"] == expected
 
